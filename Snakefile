@@ -1,0 +1,42 @@
+"""alseg: active learning for semantic segmentation.
+
+    snakemake --cores 8 --config round=10
+
+runs rounds 0..10 of every experiment in config.yaml and compares them (see README.md).
+"""
+
+import sys
+
+from snakemake.utils import min_version
+
+from alseg.config import ConfigError, resolve_config, wildcard_pattern
+
+# The round chain is a deep recursion for Snakemake's DAG builder (fails near 480 rounds without this).
+sys.setrecursionlimit(20000)
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+try:
+    CFG = resolve_config(config)
+except ConfigError as error:
+    sys.exit(f"alseg: {error}")
+
+report: "workflow/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/round.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        expand(f"{RESULTS}/{{exp}}/learning_curve.csv", exp=EXPERIMENTS),
+        expand(f"{RESULTS}/{{exp}}/round_{LAST_ROUND}/inference.h5", exp=EXPERIMENTS),
+        f"{RESULTS}/comparison.csv",
+        f"{RESULTS}/comparison.png",
+    default_target: True

@@ -1,0 +1,68 @@
+# Shared names and input functions. CFG is the validated config (alseg.config.resolve_config).
+
+import os
+
+from alseg import __version__ as CODE_VERSION
+
+RESULTS = CFG["results"]
+EXPERIMENTS = CFG["experiments"]
+LAST_ROUND = CFG["round"]
+# torch jobs never use more threads than the machine has, whatever --cores says
+MODEL_THREADS = min(8, len(os.sched_getaffinity(0)))
+
+
+# Strict wildcards: without them Snakemake also tries negative rounds and unknown experiments.
+wildcard_constraints:
+    exp=wildcard_pattern(list(EXPERIMENTS)),
+    r="0|[1-9][0-9]*",
+    dataset=wildcard_pattern(list(CFG["datasets"])),
+
+
+def round_file(name):
+    """Input function: ``name`` in the current round's folder."""
+    return lambda wc: f"{RESULTS}/{wc.exp}/round_{wc.r}/{name}"
+
+
+def previous_round_file(name):
+    """Input function: ``name`` in round r-1's folder; nothing in round 0."""
+
+    def previous(wc):
+        r = int(wc.r)
+        return [] if r == 0 else f"{RESULTS}/{wc.exp}/round_{r - 1}/{name}"
+
+    return previous
+
+
+def dataset_file(wc):
+    return f"{RESULTS}/datasets/{EXPERIMENTS[wc.exp]['dataset']}.h5"
+
+
+def settings(*keys):
+    """Params function: only the experiment settings a step reads, so that changing one setting
+    reruns only the steps (and experiments) that depend on it."""
+
+    def pick(wc):
+        experiment = EXPERIMENTS[wc.exp]
+        return {key: experiment[key] for key in keys}
+
+    return pick
+
+
+def query_settings(wc):
+    # Round 0 is random whatever the strategy: changing the strategy keeps round 0's files.
+    experiment = EXPERIMENTS[wc.exp]
+    keys = ["unit", "seed", "initial_budget", "dataset"]
+    if int(wc.r) > 0:
+        keys += ["strategy", "budget"]
+    chosen = {key: experiment[key] for key in keys}
+    chosen["acquisition"] = dict(experiment["acquisition"])
+    if int(wc.r) == 0:
+        chosen["acquisition"] = {"query_void": experiment["acquisition"]["query_void"]}
+    return chosen
+
+
+def warm_start_model(wc):
+    r = int(wc.r)
+    if r == 0 or not EXPERIMENTS[wc.exp]["training"]["warm_start"]:
+        return []
+    return f"{RESULTS}/{wc.exp}/round_{r - 1}/model.pt"

@@ -1,0 +1,120 @@
+# One active-learning round: queries -> answers -> labels -> model -> metrics and inference.
+# Round r's queries are chosen with round r-1's labels and inference dump.
+
+localrules:
+    select_queries,
+    answer_queries,
+    update_labels,
+
+
+rule select_queries:
+    input:
+        dataset=dataset_file,
+        labels=previous_round_file("labels.npz"),
+        inference=lambda wc: (
+            previous_round_file("inference.h5")(wc)
+            if EXPERIMENTS[wc.exp]["strategy"] != "random"
+            else []
+        ),
+    output:
+        f"{RESULTS}/{{exp}}/round_{{r}}/queries.csv",
+    params:
+        settings=query_settings,
+        version=CODE_VERSION,
+    log:
+        f"{RESULTS}/{{exp}}/round_{{r}}/logs/select_queries.log",
+    script:
+        "../scripts/select_queries.py"
+
+
+rule answer_queries:
+    """The simulated annotator: answers from ground truth."""
+    input:
+        dataset=dataset_file,
+        queries=round_file("queries.csv"),
+    output:
+        f"{RESULTS}/{{exp}}/round_{{r}}/answers.csv",
+    params:
+        settings=settings("seed", "oracle", "costs"),
+        version=CODE_VERSION,
+    log:
+        f"{RESULTS}/{{exp}}/round_{{r}}/logs/answer_queries.log",
+    script:
+        "../scripts/answer_queries.py"
+
+
+rule update_labels:
+    input:
+        dataset=dataset_file,
+        queries=round_file("queries.csv"),
+        answers=round_file("answers.csv"),
+        previous=previous_round_file("labels.npz"),
+    output:
+        f"{RESULTS}/{{exp}}/round_{{r}}/labels.npz",
+    params:
+        version=CODE_VERSION,
+    log:
+        f"{RESULTS}/{{exp}}/round_{{r}}/logs/update_labels.log",
+    script:
+        "../scripts/update_labels.py"
+
+
+rule train:
+    input:
+        dataset=dataset_file,
+        labels=round_file("labels.npz"),
+        init_model=warm_start_model,
+    output:
+        model=f"{RESULTS}/{{exp}}/round_{{r}}/model.pt",
+        log=f"{RESULTS}/{{exp}}/round_{{r}}/train_log.json",
+    params:
+        settings=settings("seed", "model", "training"),
+        version=CODE_VERSION,
+    threads: MODEL_THREADS
+    resources:
+        gpu=1,
+    log:
+        f"{RESULTS}/{{exp}}/round_{{r}}/logs/train.log",
+    script:
+        "../scripts/train.py"
+
+
+rule evaluate:
+    input:
+        dataset=dataset_file,
+        model=round_file("model.pt"),
+        labels=round_file("labels.npz"),
+    output:
+        f"{RESULTS}/{{exp}}/round_{{r}}/metrics.json",
+    params:
+        settings=settings("unit", "strategy", "inference"),
+        version=CODE_VERSION,
+    threads: MODEL_THREADS
+    resources:
+        gpu=1,
+    log:
+        f"{RESULTS}/{{exp}}/round_{{r}}/logs/evaluate.log",
+    script:
+        "../scripts/evaluate.py"
+
+
+rule infer:
+    input:
+        dataset=dataset_file,
+        model=round_file("model.pt"),
+    output:
+        f"{RESULTS}/{{exp}}/round_{{r}}/inference.h5",
+    params:
+        settings=lambda wc: {
+            "seed": EXPERIMENTS[wc.exp]["seed"],
+            "inference": EXPERIMENTS[wc.exp]["inference"],
+            "acquisition": {"mc_passes": EXPERIMENTS[wc.exp]["acquisition"]["mc_passes"]},
+        },
+        version=CODE_VERSION,
+    threads: MODEL_THREADS
+    resources:
+        gpu=1,
+    log:
+        f"{RESULTS}/{{exp}}/round_{{r}}/logs/infer.log",
+    script:
+        "../scripts/infer.py"

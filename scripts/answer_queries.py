@@ -1,0 +1,10 @@
+from alseg.steps import answer_queries, logged_step
+
+with logged_step(snakemake.log[0]):
+    answer_queries(
+        snakemake.input.dataset,
+        snakemake.input.queries,
+        snakemake.params.settings,
+        int(snakemake.wildcards.r),
+        snakemake.output[0],
+    )

@@ -1,0 +1,371 @@
+"""One function per workflow step: read the step's input files, call the package, write its outputs.
+
+These are the I/O edges that ``scripts/*.py`` call with paths from the ``snakemake`` object; tests call
+them directly. Steps that need a model import torch inside the function, so that bookkeeping steps
+(queries, answers, labels, reports) start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alseg import __version__
+from alseg.acquire.pixel import eligible_pixels, select_pixels, strategy_scores
+from alseg.atomic import write_json_atomic
+from alseg.data import dataset_info, load_split
+from alseg.labels import LabelStore, add_pixel_answers, load_labels, save_labels
+from alseg.oracle import answer_pixels
+from alseg.queries import (
+    ANSWER_COLUMNS,
+    QUERY_COLUMNS,
+    query_ids,
+    read_answers,
+    read_queries,
+    write_table,
+)
+from alseg.seeds import step_rng, step_seed
+
+PathLike = str | os.PathLike[str]
+
+
+def log(message: str) -> None:
+    """Progress and warnings go to stderr (Snakemake shows it and keeps it in the job log)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def select_queries(
+    dataset: PathLike,
+    experiment: dict[str, Any],
+    round_index: int,
+    out: PathLike,
+    labels: PathLike | None = None,
+    inference: PathLike | None = None,
+) -> int:
+    """Write round ``round_index``'s ``queries.csv``; return the number of queries.
+
+    Round 0 draws ``initial_budget`` random pixels per pool image; round r >= 1 scores every eligible
+    pixel with round r-1's inference dump (``inference``) and excludes pixels already asked
+    (``labels``, round r-1's store).
+    """
+    info = dataset_info(dataset)
+    pool = load_split(dataset, "train")
+    store = load_labels(labels) if labels is not None else LabelStore()
+    n, h, w = pool.masks.shape
+    acquisition = experiment["acquisition"]
+    eligible = eligible_pixels(
+        store.asked_mask(n, h, w), pool.masks, info.ignore_index, acquisition["query_void"]
+    )
+    if not eligible.any():
+        raise ValueError(
+            f"{dataset}: no pixel of the pool is left to ask in round {round_index} "
+            f"({store.asked_image.size} asked so far); lower 'round' or the budget"
+        )
+    strategy = "random" if round_index == 0 else experiment["strategy"]
+    budget = experiment["initial_budget"] if round_index == 0 else experiment["budget"]
+    seed = step_seed(experiment["seed"], round_index, "select_queries")
+    rng = np.random.default_rng(seed)
+    score_map = priority = None
+    model = ""
+    if strategy != "random":
+        if inference is None:
+            raise ValueError(f"strategy {strategy!r} needs the previous round's inference dump")
+        from alseg.infer import read_inference
+
+        fields, attrs = read_inference(inference, ["top1", "top2", "entropy"])
+        score_map, priority = strategy_scores(strategy, fields)
+        model = str(attrs.get("model", ""))
+    selection = select_pixels(priority, eligible, budget, acquisition["top_percent"], rng)
+    if selection.shortfall:
+        asked = sum(selection.shortfall.values())
+        log(
+            f"warning: {len(selection.shortfall)} of {n} images had fewer than {budget} pixels left to "
+            f"ask; asking {asked} there instead of {budget * len(selection.shortfall)} "
+            f"({selection.size} queries in all)"
+        )
+    q = selection.size
+    score = (
+        score_map[selection.image, selection.y, selection.x].astype(np.float64)
+        if score_map is not None
+        else np.full(q, np.nan)
+    )
+    table = {
+        "query_id": query_ids(round_index, q),
+        "round": np.full(q, round_index),
+        "image": np.asarray(pool.stems, dtype=object)[selection.image],
+        "unit": np.full(q, "pixel", dtype=object),
+        "y": selection.y,
+        "x": selection.x,
+        "superpixel": np.full(q, -1),
+        "class": np.full(q, -1),
+        "score": score,
+        "rank": selection.rank,
+        "strategy": np.full(q, strategy, dtype=object),
+        "seed": np.full(q, seed),
+        "model": np.full(q, model, dtype=object),
+        "image_index": selection.image,
+        "pixels": np.ones(q, dtype=np.int64),
+    }
+    write_table(out, table, QUERY_COLUMNS)
+    log(f"round {round_index}: {q} {strategy} pixel queries over {n} images -> {out}")
+    return q
+
+
+def answer_queries(
+    dataset: PathLike, queries: PathLike, experiment: dict[str, Any], round_index: int, out: PathLike
+) -> None:
+    """Answer ``queries`` from ground truth (the simulated annotator) into ``answers.csv``."""
+    info = dataset_info(dataset)
+    pool = load_split(dataset, "train")
+    table = read_queries(queries)
+    rng = step_rng(experiment["seed"], round_index, "oracle")
+    answers, flipped = answer_pixels(
+        pool.masks,
+        table["image_index"],
+        table["y"],
+        table["x"],
+        len(info.classes),
+        info.ignore_index,
+        experiment["oracle"]["error_rate"],
+        rng,
+    )
+    q = answers.size
+    cost = experiment["costs"]["pixel"]
+    write_table(
+        out,
+        {
+            "query_id": table["query_id"],
+            "answer": np.array([str(a) if a >= 0 else "skip" for a in answers], dtype=object),
+            "source": np.full(q, "oracle", dtype=object),
+            "annotator": np.full(q, "simulated", dtype=object),
+            "seconds": np.full(q, float(cost["seconds"])),
+            "clicks": np.full(q, float(cost["clicks"])),
+        },
+        ANSWER_COLUMNS,
+    )
+    log(
+        f"round {round_index}: answered {q} queries ({int((answers < 0).sum())} void skipped, "
+        f"{int(flipped.sum())} simulated errors) -> {out}"
+    )
+
+
+def update_labels(
+    dataset: PathLike,
+    queries: PathLike,
+    answers: PathLike,
+    round_index: int,
+    out: PathLike,
+    previous: PathLike | None = None,
+) -> None:
+    """Add round ``round_index``'s answers to the previous store and write the cumulative store."""
+    info = dataset_info(dataset)
+    table = read_queries(queries)
+    answer_table = read_answers(answers, table, len(info.classes))
+    store = load_labels(previous) if previous is not None else LabelStore()
+    answer = answer_table["answer"]
+    answer_class = np.array([int(a) if a != "skip" else -1 for a in answer], dtype=np.int64)
+    updated = add_pixel_answers(
+        store,
+        round_index,
+        table["image_index"],
+        table["y"],
+        table["x"],
+        answer_class,
+        clicks=float(answer_table["clicks"].sum()),
+        seconds=float(answer_table["seconds"].sum()),
+    )
+    save_labels(out, updated)
+    log(
+        f"round {round_index}: {updated.labelled_pixels} labelled pixels, {updated.clicks:.0f} clicks, "
+        f"{updated.seconds / 3600:.2f} h -> {out}"
+    )
+
+
+def train(
+    dataset: PathLike,
+    labels: PathLike,
+    experiment: dict[str, Any],
+    round_index: int,
+    out_model: PathLike,
+    out_log: PathLike,
+    init_model: PathLike | None = None,
+) -> None:
+    """Train round ``round_index``'s model on the cumulative labels; select the checkpoint on val."""
+    import torch
+
+    from alseg.models import load_model, save_model
+    from alseg.train import PointLabels, train_model
+
+    info = dataset_info(dataset)
+    pool = load_split(dataset, "train")
+    val = load_split(dataset, "val")
+    store = load_labels(labels)
+    points = PointLabels(
+        image=store.pixel_image, y=store.pixel_y, x=store.pixel_x, cls=store.pixel_class
+    )
+    init_state = None
+    if init_model is not None:
+        init_state = load_model(init_model, torch.device("cpu"))[0].state_dict()
+    seed = step_seed(experiment["seed"], round_index, "train")
+    log(f"round {round_index}: training on {store.labelled_pixels} labelled pixels (seed {seed})")
+    result = train_model(
+        experiment["model"],
+        experiment["training"],
+        pool.images,
+        points,
+        val.images,
+        val.masks,
+        num_classes=len(info.classes),
+        ignore_index=info.ignore_index,
+        seed=seed,
+        log=log,
+        init_state=init_state,
+    )
+    save_model(
+        out_model,
+        result.model,
+        experiment["model"],
+        len(info.classes),
+        {"round": round_index, "best_epoch": result.best_epoch, "best_val_miou": result.best_val_miou},
+    )
+    write_json_atomic(
+        out_log,
+        {
+            "round": round_index,
+            "seed": seed,
+            "best_epoch": result.best_epoch,
+            "best_val_miou": result.best_val_miou,
+            "history": result.history,
+            "alseg_version": __version__,
+        },
+    )
+
+
+def evaluate(
+    dataset: PathLike,
+    model_path: PathLike,
+    labels: PathLike,
+    experiment_name: str,
+    experiment: dict[str, Any],
+    round_index: int,
+    out: PathLike,
+    split: str = "test",
+) -> dict[str, Any]:
+    """Evaluate round ``round_index``'s model on ``split`` and write ``metrics.json``."""
+    import torch
+
+    from alseg.metrics import confusion_matrix, scores_from_confusion
+    from alseg.models import load_model, model_checksum
+    from alseg.train import predict
+
+    from alseg.infer import resolve_device
+
+    info = dataset_info(dataset)
+    data = load_split(dataset, split)
+    device = resolve_device(experiment["inference"]["device"])
+    model, meta = load_model(model_path, device)
+    pred = predict(model, data.images, experiment["inference"]["batch_size"], device)
+    cm = confusion_matrix(pred, data.masks, len(info.classes), info.ignore_index)
+    scores = scores_from_confusion(cm)
+    store = load_labels(labels)
+    metrics = {
+        "experiment": experiment_name,
+        "round": round_index,
+        "split": split,
+        "miou": scores.miou,
+        "per_class_iou": scores.per_class(list(info.classes)),
+        "pixel_accuracy": scores.pixel_accuracy,
+        "labelled_pixels": store.labelled_pixels,
+        "clicks": store.clicks,
+        "seconds": store.seconds,
+        "hours": store.seconds / 3600.0,
+        "unit": experiment["unit"],
+        "strategy": experiment["strategy"],
+        "model": model_checksum(model),
+        "best_val_miou": meta.get("best_val_miou"),
+        "best_epoch": meta.get("best_epoch"),
+        "images": int(data.images.shape[0]),
+        "confusion_matrix": cm.tolist(),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_json_atomic(out, metrics)
+    log(f"round {round_index}: {split} mIoU {scores.miou:.4f}, accuracy {scores.pixel_accuracy:.4f} -> {out}")
+    return metrics
+
+
+def infer(
+    dataset: PathLike, model_path: PathLike, experiment: dict[str, Any], round_index: int, out: PathLike
+) -> None:
+    """Run round ``round_index``'s model over the pool and write ``inference.h5``."""
+    from alseg.infer import resolve_device, write_inference
+    from alseg.models import load_model, model_checksum
+
+    info = dataset_info(dataset)
+    pool = load_split(dataset, "train")
+    device = resolve_device(experiment["inference"]["device"])
+    model, _ = load_model(model_path, device)
+    write_inference(
+        out,
+        model,
+        pool.images,
+        num_classes=len(info.classes),
+        batch_size=experiment["inference"]["batch_size"],
+        device=device,
+        mc_passes=experiment["acquisition"]["mc_passes"],
+        seed=step_seed(experiment["seed"], round_index, "infer"),
+        attrs={"model": model_checksum(model), "round": round_index, "classes": list(info.classes)},
+    )
+    log(f"round {round_index}: inference over {pool.images.shape[0]} pool images -> {out}")
+
+
+
+class _Tee:
+    """A text stream writing to two streams (the terminal and a job's log file)."""
+
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+            stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+@contextlib.contextmanager
+def logged_step(log_path: PathLike) -> Iterator[None]:
+    """Run a step with stderr copied to ``log_path``; report input errors as one clear line.
+
+    Errors about the user's data or files (ValueError, KeyError, OSError and their subclasses, such
+    as DatasetError or AnswerFileError) end the job with ``error: <message>`` and exit status 1;
+    anything else is a bug and keeps its traceback.
+    """
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        original = sys.stderr
+        sys.stderr = _Tee(original, log_file)  # type: ignore[assignment]
+        try:
+            yield
+        except (ValueError, KeyError, OSError) as exc:
+            log(f"error: {exc}")
+            raise SystemExit(1) from exc
+        finally:
+            sys.stderr = original
+
+
+def limit_threads(threads: int) -> None:
+    """Give torch the job's threads, never more than the cores this process may run on."""
+    import torch
+
+    torch.set_num_threads(max(1, min(int(threads), len(os.sched_getaffinity(0)))))
