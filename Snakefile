@@ -36,7 +36,7 @@ include: "rules/report.smk"
 rule all:
     input:
         expand(f"{RESULTS}/{{exp}}/learning_curve.csv", exp=EXPERIMENTS),
-        expand(f"{RESULTS}/{{exp}}/round_{LAST_ROUND}/inference.h5", exp=EXPERIMENTS),
+        expand(f"{RESULTS}/{{exp}}/round_{{r}}/inference.h5", exp=EXPERIMENTS, r=range(LAST_ROUND + 1)),
         f"{RESULTS}/comparison.csv",
         f"{RESULTS}/comparison.png",
     default_target: True

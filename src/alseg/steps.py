@@ -76,11 +76,11 @@ def select_queries(
     if strategy != "random":
         if inference is None:
             raise ValueError(f"strategy {strategy!r} needs the previous round's inference dump")
-        from alseg.infer import read_inference
+        from alseg.inference_file import read_inference
 
-        fields, attrs = read_inference(inference, ["top1", "top2", "entropy"])
+        fields = read_inference(inference, ["top1", "top2", "entropy"])
         score_map, priority = strategy_scores(strategy, fields)
-        model = str(attrs.get("model", ""))
+        model = str(fields.attrs.get("model", ""))
     selection = select_pixels(priority, eligible, budget, acquisition["top_percent"], rng)
     if selection.shortfall:
         asked = sum(selection.shortfall.values())
@@ -261,10 +261,8 @@ def evaluate(
     import torch
 
     from alseg.metrics import confusion_matrix, scores_from_confusion
-    from alseg.models import load_model, model_checksum
+    from alseg.models import load_model, model_checksum, resolve_device
     from alseg.train import predict
-
-    from alseg.infer import resolve_device
 
     info = dataset_info(dataset)
     data = load_split(dataset, split)
@@ -304,8 +302,8 @@ def infer(
     dataset: PathLike, model_path: PathLike, experiment: dict[str, Any], round_index: int, out: PathLike
 ) -> None:
     """Run round ``round_index``'s model over the pool and write ``inference.h5``."""
-    from alseg.infer import resolve_device, write_inference
-    from alseg.models import load_model, model_checksum
+    from alseg.infer import write_inference
+    from alseg.models import load_model, model_checksum, resolve_device
 
     info = dataset_info(dataset)
     pool = load_split(dataset, "train")

@@ -1,0 +1,173 @@
+"""The per-round inference dump: what acquisition needs from a round's model, over the pool.
+
+Layout (docs/architecture.md, "Inference dump"):
+
+- ``/pixel/top1``, ``/pixel/top2``, ``/pixel/entropy``: float16 (N, H, W); ``/pixel/pred``: uint8 (N, H, W);
+  chunked one image per chunk and compressed (:data:`DEFAULT_COMPRESSION`).
+- ``/image/class_presence`` float32 (N, C), ``/image/pred_pixels`` int64 (N, C), ``/image/features``
+  float32 (N, F).
+- attrs: ``model`` (checksum), ``mc_passes``, ``seed``, ``num_classes``, plus the caller's (``round``,
+  ``classes``, ...); lists and dicts are stored as JSON strings and decoded by :func:`read_inference`.
+
+Images are streamed batch by batch: the (N, C, H, W) probabilities are never held (CamVid train would be
+2.8 GB as float32), only one batch's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from alseg.atomic import atomic_path
+from alseg.augment import normalise_images
+from alseg.inference_file import (
+    DEFAULT_COMPRESSION,
+    ENTROPY_EPS,
+    InferenceWriter,
+    _attr_value,
+)
+from alseg.models import enable_mc_dropout, forward_with_features, model_checksum, resolve_device
+
+def probability_fields(probs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-pixel and per-image summaries of class probabilities.
+
+    Parameters
+    ----------
+    probs : Tensor, float32, shape (B, C, H, W)
+        Softmax probabilities (or their mean over MC-dropout passes).
+
+    Returns
+    -------
+    dict of Tensor
+        ``top1``, ``top2``, ``entropy`` float32 (B, H, W); ``pred`` int64 (B, H, W);
+        ``class_presence`` float32 (B, C); ``pred_pixels`` int64 (B, C). ``top2`` is 0 when C = 1.
+    """
+    batch, num_classes = probs.shape[:2]
+    if num_classes >= 2:
+        top_values, top_indices = probs.topk(2, dim=1)
+        top1, top2, pred = top_values[:, 0], top_values[:, 1], top_indices[:, 0]
+    else:
+        top1, pred = probs[:, 0], torch.zeros_like(probs[:, 0], dtype=torch.int64)
+        top2 = torch.zeros_like(top1)
+    entropy = -(probs * torch.log(probs + ENTROPY_EPS)).sum(dim=1)
+    # per-image class counts in one bincount: offset each image's predictions by image_index * C
+    offsets = torch.arange(batch, device=probs.device).view(batch, 1, 1) * num_classes
+    pred_pixels = torch.bincount((pred + offsets).reshape(-1), minlength=batch * num_classes)
+    return {
+        "top1": top1,
+        "top2": top2,
+        "entropy": entropy,
+        "pred": pred,
+        "class_presence": probs.mean(dim=(2, 3)),
+        "pred_pixels": pred_pixels.view(batch, num_classes),
+    }
+
+
+def _log_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def write_inference(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    images: np.ndarray,
+    num_classes: int,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+    mc_passes: int = 0,
+    attrs: dict[str, Any] | None = None,
+    seed: int = 0,
+    compression: str = DEFAULT_COMPRESSION,
+    log: Callable[[str], None] | None = None,
+) -> None:
+    """Run ``model`` over ``images`` and write the inference dump atomically.
+
+    Parameters
+    ----------
+    path : path
+        Destination ``inference.h5``; written under a temporary name and renamed when complete.
+    model : torch.nn.Module
+        From :func:`alseg.models.build_model` / :func:`alseg.models.load_model`.
+    images : array-like, uint8, shape (N, H, W, 3)
+        The pool; anything sliceable on the first axis (an ``h5py.Dataset`` streams from disk).
+    num_classes : int
+        C; must equal the model's output channels.
+    batch_size : int
+    device : str, torch.device or None
+        None: where the model is; ``"auto"``: CUDA if available. AMP is used on CUDA.
+    mc_passes : int
+        0: one deterministic pass (eval mode). T > 0: probabilities (and features) are the mean of T passes
+        with dropout active (:func:`alseg.models.enable_mc_dropout`), reproducible for a given ``seed``
+        and ``batch_size``.
+    attrs : dict, optional
+        Extra file attributes (``round``, ``classes``, ...).
+    seed : int
+        Seed of the dropout masks when ``mc_passes > 0``.
+    compression : str
+        Per-pixel dataset compression (:func:`compression_options`).
+    log : callable, optional
+        Progress lines (default: stderr), about every 10 s and at the end.
+    """
+    log = log or _log_to_stderr
+    num_images = len(images)
+    if num_images and (len(images.shape) != 4 or images.shape[3] != 3):
+        raise ValueError(f"images must be (N, H, W, 3), got shape {images.shape}")
+    if mc_passes < 0:
+        raise ValueError(f"mc_passes must be >= 0, got {mc_passes}")
+    height, width = (int(images.shape[1]), int(images.shape[2])) if num_images else (0, 0)
+    device = next(model.parameters()).device if device is None else resolve_device(device)
+    model.to(device)
+    use_amp = device.type == "cuda"
+    was_training = model.training
+    checksum = model_checksum(model)
+    passes = max(1, mc_passes)
+    started = last_report = time.perf_counter()
+
+    try:
+        if mc_passes > 0:
+            enable_mc_dropout(model)
+        else:
+            model.eval()
+        fork_devices = [device] if device.type == "cuda" else []
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5, torch.inference_mode(), \
+                torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(seed)  # inside fork_rng: the caller's RNG state is left as it was
+            writer = InferenceWriter(h5, num_images, height, width, num_classes, compression)
+            for start in range(0, num_images, batch_size):
+                x = torch.from_numpy(normalise_images(np.asarray(images[start : start + batch_size]))).to(device)
+                probs = torch.zeros((len(x), num_classes, height, width), dtype=torch.float32, device=device)
+                features: torch.Tensor | None = None
+                for _ in range(passes):
+                    with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                        logits, pooled = forward_with_features(model, x)
+                    if logits.shape[1] != num_classes:
+                        raise ValueError(f"model outputs {logits.shape[1]} classes, expected {num_classes}")
+                    probs += torch.softmax(logits.float(), dim=1)
+                    features = pooled.float() if features is None else features + pooled.float()
+                probs /= passes
+                assert features is not None
+                fields = {k: v.cpu().numpy() for k, v in probability_fields(probs).items()}
+                fields["features"] = (features / passes).cpu().numpy()
+                writer.write(start, fields)
+                now = time.perf_counter()
+                done = min(start + batch_size, num_images)
+                if now - last_report > 10 or done == num_images:
+                    last_report = now
+                    log(f"infer: {done}/{num_images} images, {done / max(now - started, 1e-9):.1f} img/s")
+            h5.attrs["model"] = checksum
+            h5.attrs["mc_passes"] = int(mc_passes)
+            h5.attrs["seed"] = int(seed)
+            h5.attrs["num_classes"] = int(num_classes)
+            h5.attrs["compression"] = compression
+            for key, value in (attrs or {}).items():
+                h5.attrs[key] = _attr_value(value)
+    finally:
+        model.train(was_training)
