@@ -216,7 +216,7 @@ def train(
     log(f"round {round_index}: training on {store.labelled_pixels} labelled pixels (seed {seed})")
     result = train_model(
         experiment["model"],
-        experiment["training"],
+        {k: v for k, v in experiment["training"].items() if k != "warm_start"},
         pool.images,
         points,
         val.images,

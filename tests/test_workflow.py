@@ -1,0 +1,149 @@
+"""End to end: the real Snakemake workflow on tiny synthetic data (2 rounds, resume to 3, kill and resume)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from alseg.labels import load_labels
+from conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(TINY), "--cores", "2", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    if check and done.returncode != 0:
+        raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+    return done
+
+
+def ran_jobs(done: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts by rule from Snakemake's 'Job stats' table."""
+    text = done.stdout + done.stderr
+    counts: dict[str, int] = {}
+    if "Job stats:" not in text:
+        return counts
+    table = text.split("Job stats:", 1)[1].splitlines()[3:]
+    for line in table:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total" or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def file_digests(root: Path, names=("queries.csv", "answers.csv", "metrics.json")) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for n in names for p in sorted(root.rglob(n))}
+
+
+@pytest.fixture(scope="module")
+def three_rounds(tmp_path_factory) -> Path:
+    """An uninterrupted run of rounds 0..2, the reference for resumed runs."""
+    workdir = tmp_path_factory.mktemp("straight")
+    snakemake(workdir, "--config", "round=2")
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory) -> tuple[Path, dict[str, float], subprocess.CompletedProcess]:
+    """Rounds 0..1, then the same workflow extended to round 2."""
+    workdir = tmp_path_factory.mktemp("resumed")
+    snakemake(workdir, "--config", "round=1")
+    mtimes = {str(p): p.stat().st_mtime for p in (workdir / "results").rglob("round_[01]/*") if p.is_file()}
+    extended = snakemake(workdir, "--config", "round=2")
+    return workdir, mtimes, extended
+
+
+def test_round_files_follow_the_contract(resumed):
+    workdir, _, _ = resumed
+    rdir = workdir / "results" / "margin" / "round_1"
+    for name in ["queries.csv", "answers.csv", "labels.npz", "model.pt", "inference.h5", "metrics.json"]:
+        assert (rdir / name).is_file(), name
+    with open(rdir / "queries.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:13] == ["query_id", "round", "image", "unit", "y", "x", "superpixel", "class",
+                                  "score", "rank", "strategy", "seed", "model"]
+    assert len(rows) == 8 * 5  # 8 pool images x budget 5
+    assert {r["unit"] for r in rows} == {"pixel"} and {r["strategy"] for r in rows} == {"margin"}
+    assert all(r["model"] and r["score"] and r["superpixel"] == "" for r in rows)
+    metrics = json.loads((rdir / "metrics.json").read_text())
+    for key in ["miou", "per_class_iou", "pixel_accuracy", "labelled_pixels", "clicks", "seconds", "round", "split"]:
+        assert key in metrics, key
+    assert metrics["split"] == "test" and metrics["round"] == 1
+    with open(rdir / "answers.csv") as f:
+        answers = list(csv.DictReader(f))
+    assert list(answers[0])[:6] == ["query_id", "answer", "source", "annotator", "seconds", "clicks"]
+    store = load_labels(rdir / "labels.npz")
+    assert store.asked_image.size == 2 * 8 * 5  # cumulative over rounds 0 and 1
+    assert metrics["labelled_pixels"] == store.labelled_pixels
+    assert metrics["clicks"] == 80 and metrics["seconds"] == pytest.approx(80 * 1.42)
+    with h5py.File(rdir / "inference.h5") as h5:
+        assert h5["pixel/top1"].shape == (8, 32, 32) and h5["pixel/top1"].dtype == np.float16
+    round0 = workdir / "results" / "random" / "round_0" / "queries.csv"
+    assert round0.read_text().count("random") == 8 * 5
+    curve = (workdir / "results" / "margin" / "learning_curve.csv").read_text().splitlines()
+    assert len(curve) == 1 + 3
+    assert (workdir / "results" / "comparison.png").stat().st_size > 1000
+
+
+def test_extending_rounds_runs_only_the_new_round(resumed):
+    workdir, mtimes, extended = resumed
+    jobs = ran_jobs(extended)
+    assert jobs.get("train") == 2 and jobs.get("select_queries") == 2, jobs  # round 2 of each experiment
+    assert "prepare_dataset" not in jobs
+    for path, mtime in mtimes.items():
+        assert Path(path).stat().st_mtime == mtime, f"{path} was rewritten"
+
+
+def test_resumed_run_equals_uninterrupted_run(resumed, three_rounds):
+    workdir, _, _ = resumed
+    assert file_digests(workdir / "results") == file_digests(three_rounds / "results")
+
+
+def test_nothing_reruns_when_nothing_changed(three_rounds):
+    done = snakemake(three_rounds, "--config", "round=2", "-n")
+    assert "Nothing to be done" in done.stdout + done.stderr
+
+
+def test_killed_run_resumes_with_the_same_command(tmp_path, three_rounds):
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(TINY), "--cores", "2", "--config", "round=2"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    target = tmp_path / "results" / "margin" / "round_1" / "labels.npz"
+    deadline = time.time() + 300
+    while not target.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # no clean-up at all: stale lock, half-written jobs
+    proc.wait()
+    snakemake(tmp_path, "--config", "round=2")
+    assert file_digests(tmp_path / "results") == file_digests(three_rounds / "results")
+
+
+def test_bad_round_stops_before_any_job(tmp_path):
+    for value in ["1e1", "-1", "ten"]:
+        done = snakemake(tmp_path, "--config", f"round={value}", check=False)
+        assert done.returncode != 0
+        assert "config 'round'" in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean():
+    done = subprocess.run([*SNAKEMAKE, "--lint", "--cores", "1"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Lints for" not in done.stdout + done.stderr, done.stdout + done.stderr
