@@ -1,6 +1,9 @@
 # Shared names and input functions. CFG is the validated config (alseg.config.resolve_config).
 
+import binascii
 import os
+from base64 import b64decode
+from pathlib import Path
 
 from alseg import __version__ as CODE_VERSION
 
@@ -66,3 +69,25 @@ def warm_start_model(wc):
     if r == 0 or not EXPERIMENTS[wc.exp]["training"]["warm_start"]:
         return []
     return f"{RESULTS}/{wc.exp}/round_{r - 1}/model.pt"
+
+
+def release_whole_outputs(marker_dir=".snakemake/incomplete"):
+    """Let "rerun the same command" resume a killed run without --rerun-incomplete.
+
+    Every output is written atomically (temporary name, then rename), so an output that exists is whole.
+    A job killed between its rename and Snakemake recording success leaves such a file marked
+    incomplete (marker: base64 of the path, Snakemake's file persistence), and Snakemake would refuse
+    to start. Markers of missing files are harmless and kept.
+    """
+    for marker in Path(marker_dir).rglob("*"):
+        if not marker.is_file():
+            continue
+        try:
+            target = b64decode("".join(marker.relative_to(marker_dir).parts)).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            continue
+        if target.startswith(RESULTS) and Path(target).is_file():
+            marker.unlink()
+
+
+release_whole_outputs()

@@ -7,5 +7,7 @@ rule prepare_dataset:
         version=CODE_VERSION,
     log:
         f"{RESULTS}/datasets/logs/{{dataset}}.log",
+    conda:
+        "../envs/alseg.yaml"
     script:
         "../scripts/prepare_dataset.py"

@@ -16,6 +16,8 @@ rule learning_curve:
         version=CODE_VERSION,
     log:
         f"{RESULTS}/{{exp}}/logs/learning_curve.log",
+    conda:
+        "../envs/alseg.yaml"
     script:
         "../scripts/learning_curve.py"
 
@@ -39,5 +41,7 @@ rule compare:
         version=CODE_VERSION,
     log:
         f"{RESULTS}/logs/compare.log",
+    conda:
+        "../envs/alseg.yaml"
     script:
         "../scripts/compare.py"

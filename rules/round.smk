@@ -23,6 +23,8 @@ rule select_queries:
         version=CODE_VERSION,
     log:
         f"{RESULTS}/{{exp}}/round_{{r}}/logs/select_queries.log",
+    conda:
+        "../envs/alseg.yaml"
     script:
         "../scripts/select_queries.py"
 
@@ -39,6 +41,8 @@ rule answer_queries:
         version=CODE_VERSION,
     log:
         f"{RESULTS}/{{exp}}/round_{{r}}/logs/answer_queries.log",
+    conda:
+        "../envs/alseg.yaml"
     script:
         "../scripts/answer_queries.py"
 
@@ -55,6 +59,8 @@ rule update_labels:
         version=CODE_VERSION,
     log:
         f"{RESULTS}/{{exp}}/round_{{r}}/logs/update_labels.log",
+    conda:
+        "../envs/alseg.yaml"
     script:
         "../scripts/update_labels.py"
 
@@ -75,6 +81,8 @@ rule train:
         gpu=1,
     log:
         f"{RESULTS}/{{exp}}/round_{{r}}/logs/train.log",
+    conda:
+        "../envs/alseg.yaml"
     script:
         "../scripts/train.py"
 
@@ -94,6 +102,8 @@ rule evaluate:
         gpu=1,
     log:
         f"{RESULTS}/{{exp}}/round_{{r}}/logs/evaluate.log",
+    conda:
+        "../envs/alseg.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -116,5 +126,7 @@ rule infer:
         gpu=1,
     log:
         f"{RESULTS}/{{exp}}/round_{{r}}/logs/infer.log",
+    conda:
+        "../envs/alseg.yaml"
     script:
         "../scripts/infer.py"

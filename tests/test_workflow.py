@@ -119,18 +119,24 @@ def test_nothing_reruns_when_nothing_changed(three_rounds):
     assert "Nothing to be done" in done.stdout + done.stderr
 
 
-def test_killed_run_resumes_with_the_same_command(tmp_path, three_rounds):
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+def kill_midway(workdir: Path, sig: int) -> None:
+    """Start a 3-round run and send ``sig`` to Snakemake once round 1 is under way."""
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(TINY), "--cores", "2", "--config", "round=2"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    target = tmp_path / "results" / "margin" / "round_1" / "labels.npz"
+    target = workdir / "results" / "margin" / "round_1" / "labels.npz"
     deadline = time.time() + 300
     while not target.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert proc.poll() is None, "the run finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # no clean-up at all: stale lock, half-written jobs
-    proc.wait()
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=120)
+
+
+def test_hard_killed_run_resumes_after_unlock(tmp_path, three_rounds):
+    kill_midway(tmp_path, signal.SIGKILL)  # no clean-up at all: Snakemake's lock stays behind
+    snakemake(tmp_path, "--config", "round=2", "--unlock")
     snakemake(tmp_path, "--config", "round=2")
     assert file_digests(tmp_path / "results") == file_digests(three_rounds / "results")
 

@@ -81,7 +81,8 @@ def select_queries(
         fields = read_inference(inference, ["top1", "top2", "entropy"])
         score_map, priority = strategy_scores(strategy, fields)
         model = str(fields.attrs.get("model", ""))
-    selection = select_pixels(priority, eligible, budget, acquisition["top_percent"], rng)
+    top_percent = acquisition["top_percent"] if strategy != "random" else 0.0
+    selection = select_pixels(priority, eligible, budget, top_percent, rng)
     if selection.shortfall:
         asked = sum(selection.shortfall.values())
         log(
@@ -345,8 +346,8 @@ class _Tee:
 def logged_step(log_path: PathLike) -> Iterator[None]:
     """Run a step with stderr copied to ``log_path``; report input errors as one clear line.
 
-    Errors about the user's data or files (ValueError, KeyError, OSError and their subclasses, such
-    as DatasetError or AnswerFileError) end the job with ``error: <message>`` and exit status 1;
+    Errors about the user's data or files (ValueError, OSError and their subclasses, such as
+    DatasetError or AnswerFileError) end the job with ``error: <message>`` and exit status 1;
     anything else is a bug and keeps its traceback.
     """
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -355,7 +356,7 @@ def logged_step(log_path: PathLike) -> Iterator[None]:
         sys.stderr = _Tee(original, log_file)  # type: ignore[assignment]
         try:
             yield
-        except (ValueError, KeyError, OSError) as exc:
+        except (ValueError, OSError) as exc:
             log(f"error: {exc}")
             raise SystemExit(1) from exc
         finally:
