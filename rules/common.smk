@@ -1,7 +1,6 @@
 # Shared names and input functions. CFG is the validated config (alseg.config.resolve_config).
 
 import binascii
-import os
 from base64 import b64decode
 from pathlib import Path
 
@@ -10,8 +9,10 @@ from alseg import __version__ as CODE_VERSION
 RESULTS = CFG["results"]
 EXPERIMENTS = CFG["experiments"]
 LAST_ROUND = CFG["round"]
-# torch jobs never use more threads than the machine has, whatever --cores says
-MODEL_THREADS = min(8, len(os.sched_getaffinity(0)))
+# A model job claims all of Snakemake's cores: on a CPU machine, torch jobs running side by side
+# oversubscribe the cores (measured: 4 concurrent trainings on 2 cores ran 60x slower than one alone).
+# Each job then uses at most the cores it may run on (alseg.steps.limit_threads).
+MODEL_THREADS = workflow.cores
 
 
 # Strict wildcards: without them Snakemake also tries negative rounds and unknown experiments.
