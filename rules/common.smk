@@ -4,6 +4,8 @@ import binascii
 from base64 import b64decode
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 from alseg import __version__ as CODE_VERSION
 
 RESULTS = CFG["results"]
@@ -12,7 +14,10 @@ LAST_ROUND = CFG["round"]
 # A model job claims all of Snakemake's cores: on a CPU machine, torch jobs running side by side
 # oversubscribe the cores (measured: 4 concurrent trainings on 2 cores ran 60x slower than one alone).
 # Each job then uses at most the cores it may run on (alseg.steps.limit_threads).
-MODEL_THREADS = workflow.cores
+try:
+    MODEL_THREADS = workflow.cores
+except WorkflowError:  # cluster execution has no --cores: every job gets its own allocation
+    MODEL_THREADS = 8
 
 
 # Strict wildcards: without them Snakemake also tries negative rounds and unknown experiments.

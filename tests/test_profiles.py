@@ -128,3 +128,21 @@ def test_conda_env_matches_pyproject():
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     assert sorted(pip) == sorted(deps)
     assert "python=3.11" in env["dependencies"]
+
+
+@pytest.mark.parametrize("name", ["slurm", "slurm-ci"])
+def test_slurm_profile_needs_no_cores(name, tmp_path):
+    """A real (not dry) run through a cluster executor has no --cores: the workflow must still
+    load. (A dry run sets cores=1 and hides this; --list-changes loads the workflow as a real run
+    does, without submitting anything.)"""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "snakemake", "--list-changes", "params",
+            "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(tmp_path),
+            "--configfile", str(TINY),
+            "--profile", str(PROFILES / name),
+        ],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
