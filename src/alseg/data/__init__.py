@@ -1,21 +1,64 @@
-"""Datasets: adapters for synthetic, CamVid, Cityscapes, VOC and generic folders, and the prepared file."""
+"""Datasets: adapters for source layouts, validation, the synthetic generator and the prepared HDF5.
 
+Typical use::
+
+    prepare_dataset({"kind": "camvid", "root": "data/camvid", "resize": [180, 240]}, "camvid.h5")
+    info = dataset_info("camvid.h5")
+    pool = load_split("camvid.h5", "train")
+
+No module of this package imports torch.
+"""
+
+from alseg.data.adapters import (
+    CAMVID_CLASSES,
+    CAMVID_IGNORE_INDEX,
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_LABEL_TO_TRAIN_ID,
+    IGNORE_INDEX,
+    KINDS,
+    VOC_CLASSES,
+    SourceDataset,
+    SourceItem,
+    normalise_spec,
+    open_source,
+)
 from alseg.data.errors import DatasetError
 from alseg.data.prepared import (
-    CAMVID_CLASSES,
-    CITYSCAPES_CLASSES,
-    VOC_CLASSES,
     DatasetInfo,
     Split,
     dataset_info,
     load_split,
     prepare_dataset,
-    read_dataset,
 )
-from alseg.data.synthetic import SYNTHETIC_CLASSES, make_synthetic, write_folder_dataset
+from alseg.data.splits import SPLITS
+from alseg.data.synthetic import (
+    SYNTHETIC_CLASSES,
+    SYNTHETIC_IGNORE_INDEX,
+    make_synthetic,
+    write_folder_dataset,
+)
 
 __all__ = [
-    "CAMVID_CLASSES", "CITYSCAPES_CLASSES", "VOC_CLASSES", "SYNTHETIC_CLASSES", "DatasetError",
-    "DatasetInfo", "Split", "dataset_info", "load_split", "prepare_dataset", "read_dataset",
-    "make_synthetic", "write_folder_dataset",
+    "CAMVID_CLASSES",
+    "CAMVID_IGNORE_INDEX",
+    "CITYSCAPES_CLASSES",
+    "CITYSCAPES_LABEL_TO_TRAIN_ID",
+    "IGNORE_INDEX",
+    "KINDS",
+    "SPLITS",
+    "SYNTHETIC_CLASSES",
+    "SYNTHETIC_IGNORE_INDEX",
+    "VOC_CLASSES",
+    "DatasetError",
+    "DatasetInfo",
+    "SourceDataset",
+    "SourceItem",
+    "Split",
+    "dataset_info",
+    "load_split",
+    "make_synthetic",
+    "normalise_spec",
+    "open_source",
+    "prepare_dataset",
+    "write_folder_dataset",
 ]

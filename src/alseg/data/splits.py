@@ -31,8 +31,8 @@ def split_by_ratios(
     """
     ordered = sorted(stems)
     n = len(ordered)
-    n_val = int(round(ratios[1] * n))
-    n_test = int(round(ratios[2] * n))
+    n_val = round(ratios[1] * n)
+    n_test = round(ratios[2] * n)
     order = np.random.default_rng(seed).permutation(n)
     picked = [ordered[i] for i in order]
     return {
@@ -53,7 +53,7 @@ def carve_val_from_train(
         Both sorted; together they are exactly ``train_stems``.
     """
     ordered = sorted(train_stems)
-    n_val = max(1, int(round(val_fraction * len(ordered)))) if ordered else 0
+    n_val = max(1, round(val_fraction * len(ordered))) if ordered else 0
     order = np.random.default_rng(seed).permutation(len(ordered))
     val_set = {ordered[i] for i in order[:n_val]}
     return [s for s in ordered if s not in val_set], [s for s in ordered if s in val_set]

@@ -7,27 +7,29 @@ rather than of colour thresholds:
 - classes are told apart by *texture* (stripe orientation, checker, dots, grain, a pixel-scale
   checker); every region's colour is drawn from a palette shared by several classes, and each image
   gets its own colour cast and brightness, so colour alone is ambiguous;
-- background covers about half of the pixels (class imbalance);
+- background covers about 60 % of the pixels (class imbalance);
 - ``rare_blob`` is a few small blobs in about 15 % of the images (well under 2 % of the pixels);
 - ``thin_curve`` is 1-3 px wide curves, mostly boundary pixels;
 - some region borders and a few small objects are void (ignore value 255), as in hand-labelled data;
 - every image has Gaussian noise.
 
 Class pixel frequencies of ``make_synthetic(0)`` (defaults: 64/16/32 images of 64 x 64), measured over
-all splits; void is the share of ignore pixels:
+all splits; void is the share of ignore pixels. ``rare_blob`` is in 10 of the 64 train images. A
+nearest-mean-colour classifier fitted on train labels 38 % of the test pixels right (it would score
+59 % by answering "background" everywhere, so colour carries almost no information):
 
 ==================  ========
 class               fraction
 ==================  ========
-background          FREQ_0
-horizontal_stripes  FREQ_1
-diagonal_stripes    FREQ_2
-checker             FREQ_3
-grain               FREQ_4
-dots                FREQ_5
-rare_blob           FREQ_6
-thin_curve          FREQ_7
-void (255)          FREQ_V
+background          61.59 %
+horizontal_stripes  8.16 %
+diagonal_stripes    5.57 %
+checker             6.89 %
+grain               6.57 %
+dots                6.79 %
+rare_blob           0.23 %
+thin_curve          2.82 %
+void (255)          1.36 %
 ==================  ========
 """
 
@@ -161,11 +163,11 @@ def _region_layout(
 ) -> np.ndarray:
     """Class per pixel, int64 (n, H, W): background with up to 5 rotated textured ellipses on top."""
     slots = 5
-    active = rng.random((n, slots)) < 0.7
+    active = rng.random((n, slots)) < 0.75
     classes = rng.choice(_REGION_CLASSES, size=(n, slots))
     cy = rng.uniform(0, y.max(), (n, slots, 1, 1))
     cx = rng.uniform(0, x.max(), (n, slots, 1, 1))
-    semi_major = rng.uniform(0.12, 0.32, (n, slots, 1, 1)) * scale
+    semi_major = rng.uniform(0.14, 0.36, (n, slots, 1, 1)) * scale
     semi_minor = semi_major * rng.uniform(0.4, 1.0, (n, slots, 1, 1))
     angle = rng.uniform(0, np.pi, (n, slots, 1, 1))
     dy, dx = y[:, None] - cy, x[:, None] - cx  # (n, slots, H, W)
@@ -200,7 +202,7 @@ def _blobs(
     The images are chosen without replacement, so every split of >= 1 image gets blobs somewhere.
     """
     with_blobs = np.zeros(n, dtype=bool)
-    with_blobs[rng.choice(n, size=max(1, int(round(image_fraction * n))), replace=False)] = True
+    with_blobs[rng.choice(n, size=max(1, round(image_fraction * n)), replace=False)] = True
     count = rng.integers(1, max_count + 1, n)
     active = with_blobs[:, None] & (np.arange(max_count)[None] < count[:, None])  # (n, max_count)
     margin = radius[1]
