@@ -22,6 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from alseg.config import AUGMENT_DEFAULTS
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
 
@@ -29,14 +31,7 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 #: Defaults of the augmentation config (PixelPick's CamVid training augmentation).
-DEFAULT_AUGMENT: dict[str, Any] = {
-    "scale": [0.5, 2.0],
-    "crop": None,
-    "flip": True,
-    "color_jitter": 0.3,
-    "grayscale": 0.1,
-    "blur": 0.1,
-}
+DEFAULT_AUGMENT: dict[str, Any] = AUGMENT_DEFAULTS
 
 #: A config that changes nothing (the evaluation path).
 NO_AUGMENT: dict[str, Any] = {

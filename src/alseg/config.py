@@ -19,6 +19,36 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
+#: PixelPick's CamVid training augmentation. The single source: ``alseg.augment`` imports it.
+AUGMENT_DEFAULTS: dict[str, Any] = {
+    "scale": [0.5, 2.0],
+    "crop": None,
+    "flip": True,
+    "color_jitter": 0.3,
+    "grayscale": 0.1,
+    "blur": 0.1,
+}
+
+#: The official PixelPick CamVid schedule (DESIGN.md 2.1). The single source: ``alseg.train`` imports
+#: it (all keys but ``warm_start``, which the workflow decides).
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "epochs": 50,
+    "batch_size": 4,
+    "lr": 5e-4,
+    "backbone_lr": 5e-5,
+    "weight_decay": 2e-4,
+    "milestones": [20, 40],
+    "gamma": 0.1,
+    "val_every": 1,
+    "iterations_per_epoch": None,
+    "warm_start": False,
+    "amp": True,
+    "device": "auto",
+    "loader_threads": 2,
+    "eval_batch_size": 8,
+    "augment": AUGMENT_DEFAULTS,
+}
+
 #: Seconds per answer from the papers (DESIGN.md 2.4): PixelPick's user study, 1.42 s per pixel.
 BUILTIN_DEFAULTS: dict[str, Any] = {
     "unit": "pixel",
@@ -27,28 +57,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "initial_budget": None,
     "seed": 0,
     "model": {"name": "small_unet", "dropout": 0.1, "weights": None},
-    "training": {
-        "epochs": 50,
-        "batch_size": 4,
-        "lr": 5e-4,
-        "backbone_lr": 5e-5,
-        "weight_decay": 2e-4,
-        "milestones": [20, 40],
-        "gamma": 0.1,
-        "val_every": 1,
-        "iterations_per_epoch": None,
-        "warm_start": False,
-        "amp": True,
-        "device": "auto",
-        "augment": {
-            "scale": [0.5, 2.0],
-            "crop": None,
-            "flip": True,
-            "color_jitter": 0.3,
-            "grayscale": 0.1,
-            "blur": 0.1,
-        },
-    },
+    "training": TRAINING_DEFAULTS,
     "acquisition": {"top_percent": 5.0, "mc_passes": 0, "query_void": False},
     "oracle": {"error_rate": 0.0},
     "costs": {"pixel": {"clicks": 1, "seconds": 1.42}},

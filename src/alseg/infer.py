@@ -1,13 +1,6 @@
 """The per-round inference dump: what acquisition needs from a round's model, over the pool.
 
-Layout (docs/architecture.md, "Inference dump"):
-
-- ``/pixel/top1``, ``/pixel/top2``, ``/pixel/entropy``: float16 (N, H, W); ``/pixel/pred``: uint8 (N, H, W);
-  chunked one image per chunk and compressed (:data:`DEFAULT_COMPRESSION`).
-- ``/image/class_presence`` float32 (N, C), ``/image/pred_pixels`` int64 (N, C), ``/image/features``
-  float32 (N, F).
-- attrs: ``model`` (checksum), ``mc_passes``, ``seed``, ``num_classes``, plus the caller's (``round``,
-  ``classes``, ...); lists and dicts are stored as JSON strings and decoded by :func:`read_inference`.
+The file layout and its reader are in :mod:`alseg.inference_file` (torch-free).
 
 Images are streamed batch by batch: the (N, C, H, W) probabilities are never held (CamVid train would be
 2.8 GB as float32), only one batch's.

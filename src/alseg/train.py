@@ -28,27 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alseg.augment import DEFAULT_AUGMENT, augment_sample, normalise_images
+from alseg.augment import augment_sample, normalise_images
+from alseg.config import TRAINING_DEFAULTS
 from alseg.metrics import SegmentationScores, confusion_matrix, scores_from_confusion
 from alseg.models import build_model, forward_logits, resolve_device
 
 #: Defaults of the training config: the official PixelPick CamVid settings (DESIGN 2.1).
-DEFAULT_TRAIN: dict[str, Any] = {
-    "epochs": 50,
-    "batch_size": 4,
-    "lr": 5e-4,
-    "backbone_lr": 5e-5,
-    "weight_decay": 2e-4,
-    "milestones": [20, 40],
-    "gamma": 0.1,
-    "val_every": 1,
-    "augment": DEFAULT_AUGMENT,
-    "amp": True,
-    "device": "auto",
-    "iterations_per_epoch": None,
-    "loader_threads": 2,
-    "eval_batch_size": 8,
-}
+DEFAULT_TRAIN: dict[str, Any] = {k: v for k, v in TRAINING_DEFAULTS.items() if k != "warm_start"}
 
 Log = Callable[[str], None]
 
