@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import getpass
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
+if TYPE_CHECKING:
+    from alseg.annotate.regions import RegionSource
+
 
 def _make_synthetic(args: argparse.Namespace) -> int:
-    from alseg.data import make_synthetic, write_folder_dataset, SYNTHETIC_CLASSES
+    from alseg.data import SYNTHETIC_CLASSES, make_synthetic, write_folder_dataset
 
     splits = make_synthetic(args.seed)
     write_folder_dataset(args.out, splits, SYNTHETIC_CLASSES, ignore_index=255)
@@ -35,6 +41,141 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_PORT = 8765
+
+
+def _region_source(args: argparse.Namespace) -> RegionSource | None:
+    """The region source of ``--regions`` (None without it)."""
+    from alseg.annotate.regions import regions_from_file
+
+    return regions_from_file(args.regions, args.regions_key) if args.regions else None
+
+
+def _default_annotator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "annotator"
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from alseg.annotate import AnnotationServer, AnnotationSession
+
+    session = AnnotationSession(
+        args.queries,
+        args.dataset,
+        annotator=args.annotator or _default_annotator(),
+        answers_path=args.out,
+        regions=_region_source(args),
+    )
+    if session.done.is_set():
+        print(f"every query was answered already; wrote {session.answers_path}")
+        return 0
+    try:
+        server = AnnotationServer(session, DEFAULT_PORT if args.port is None else args.port)
+    except OSError as err:
+        if args.port is not None or err.errno != errno.EADDRINUSE:
+            raise
+        server = AnnotationServer(session, 0)  # the default port is taken: any free one
+    state = session.state()
+    print(
+        f"annotating {session.total} queries of {args.queries} ({state['answered']} answered so far) as "
+        f"{session.annotator!r}\nopen {server.url} (Ctrl-C stops; progress is saved after every answer)",
+        flush=True,
+    )
+    try:
+        server.serve_until_done(open_browser=not args.no_browser)
+    except KeyboardInterrupt:
+        answered = session.state()["answered"]
+        print(
+            f"\nstopped: {answered} of {session.total} answers kept in {session.progress_path}; "
+            "run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"done: wrote {session.answers_path} ({session.total} answers)")
+    return 0
+
+
+def _export_labelstudio(args: argparse.Namespace) -> int:
+    from alseg.annotate.labelstudio import export_tasks
+
+    export = export_tasks(
+        args.queries, args.dataset, args.out, image_root=args.image_root, regions=_region_source(args)
+    )
+    print(
+        f"wrote {export.task_count} Label Studio tasks to {export.tasks}, the labelling config to "
+        f"{export.config} and {export.image_count} images to {export.image_dir}/"
+    )
+    return 0
+
+
+def _import_labelstudio(args: argparse.Namespace) -> int:
+    from alseg.annotate.labelstudio import import_answers
+    from alseg.data import dataset_info
+
+    classes = dataset_info(args.dataset).classes if args.dataset else None
+    out = args.out or args.queries.with_name("answers.csv")
+    count = import_answers(args.export, args.queries, out, classes=classes, annotator=args.annotator)
+    print(f"wrote {out} ({count} answers from {args.export})")
+    return 0
+
+
+def _add_region_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--regions", type=Path, metavar="FILE",
+        help="superpixel label maps of the pool, (N, H, W) region ids: HDF5 (see --regions-key) or .npy; "
+        "needed for superpixel queries",
+    )
+    parser.add_argument(
+        "--regions-key", metavar="KEY",
+        help="dataset of (N, H, W) region ids in the HDF5 --regions file (default: a base superpixel file's "
+        "/labels + /offsets, the superpixel column being a global id; else 'superpixels')",
+    )
+
+
+def _add_human_commands(commands: argparse._SubParsersAction) -> None:
+    annotate = commands.add_parser(
+        "annotate",
+        help="answer a round's queries in a local keyboard-only web page (writes answers.csv)",
+        description="Serve a local page (127.0.0.1) that shows one query at a time: keys 1-9, 0, a, b, ... "
+        "answer a class, y/n a binary query, s or Space skips, Backspace or u undoes. Progress is saved after "
+        "every answer in answers.partial.json; rerun the command to resume. answers.csv is written once "
+        "every query is answered, and never overwritten.",
+    )
+    annotate.add_argument("queries", type=Path, help="the round's queries.csv")
+    annotate.add_argument("--dataset", type=Path, required=True, help="prepared dataset (results/datasets/<name>.h5)")
+    annotate.add_argument("--annotator", help="name recorded with each answer (default: the user name)")
+    annotate.add_argument("--port", type=int, help=f"port on 127.0.0.1 (default {DEFAULT_PORT}, or a free one)")
+    annotate.add_argument("--no-browser", action="store_true", help="print the URL, do not open a browser")
+    annotate.add_argument("--out", type=Path, help="answers file (default: answers.csv beside queries.csv)")
+    _add_region_options(annotate)
+    annotate.set_defaults(run=_annotate)
+
+    export = commands.add_parser(
+        "export-labelstudio", help="write a round's queries as Label Studio tasks (JSON), config and images"
+    )
+    export.add_argument("queries", type=Path, help="the round's queries.csv")
+    export.add_argument("--dataset", type=Path, required=True, help="prepared dataset (results/datasets/<name>.h5)")
+    export.add_argument("--out", type=Path, required=True, help="tasks file to write (tasks.json)")
+    export.add_argument(
+        "--image-root", metavar="URL",
+        help="URL prefix under which Label Studio reaches <out stem>_images/ (default: its local-files URL)",
+    )
+    _add_region_options(export)
+    export.set_defaults(run=_export_labelstudio)
+
+    imp = commands.add_parser(
+        "import-labelstudio", help="turn a Label Studio JSON export into a validated answers.csv"
+    )
+    imp.add_argument("export", type=Path, help="Label Studio export, JSON format")
+    imp.add_argument("queries", type=Path, help="the round's queries.csv")
+    imp.add_argument("--out", type=Path, help="answers file (default: answers.csv beside queries.csv)")
+    imp.add_argument("--dataset", type=Path, help="prepared dataset, for the class names (default: from the tasks)")
+    imp.add_argument("--annotator", help="name to record instead of Label Studio's completed_by")
+    imp.set_defaults(run=_import_labelstudio)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alseg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -53,8 +194,28 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a top-level key")
     check.set_defaults(run=_check_config)
 
+    _add_human_commands(commands)
+
     args = parser.parse_args(argv)
+    if args.command in ("annotate", "export-labelstudio", "import-labelstudio"):
+        return _run_reporting_errors(args)
     return int(args.run(args))
+
+
+def _run_reporting_errors(args: argparse.Namespace) -> int:
+    """Run a command; a user error (bad file, answers that exist) prints one message, status 1."""
+    from alseg.annotate import AnnotationError, ProgressError, RegionError
+    from alseg.data import DatasetError
+    from alseg.queries import AnswerFileError
+
+    try:
+        return int(args.run(args))
+    except (
+        AnnotationError, AnswerFileError, DatasetError, ProgressError, RegionError, FileExistsError,
+        FileNotFoundError,
+    ) as err:
+        print(f"alseg {args.command}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
