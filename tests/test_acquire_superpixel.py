@@ -65,6 +65,9 @@ def test_adjacency_csr_is_symmetric() -> None:
     indptr, indices = adjacency_csr(np.array([[0, 1], [0, 2], [1, 3]]), 5)
     neighbours = [indices[indptr[s]:indptr[s + 1]].tolist() for s in range(5)]
     assert neighbours == [[1, 2], [0, 3], [0], [1], []]
+    shuffled = adjacency_csr(np.array([[3, 1], [0, 2], [1, 0]]), 5)  # any orientation and order
+    np.testing.assert_array_equal(shuffled[0], indptr)
+    np.testing.assert_array_equal(shuffled[1], indices)
     with pytest.raises(ValueError, match="outside"):
         adjacency_csr(np.array([[0, 7]]), 5)
 

@@ -317,11 +317,23 @@ def adjacency_csr(edges: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.nda
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     if edges.size and (edges.min() < 0 or edges.max() >= num_nodes):
         raise ValueError(f"edge ids fall outside 0 .. {num_nodes - 1}")
-    src = np.concatenate([edges[:, 0], edges[:, 1]])
-    dst = np.concatenate([edges[:, 1], edges[:, 0]])
-    order = np.lexsort((dst, src))
+    if not _is_sorted(edges):
+        edges = np.sort(edges, axis=1)
+        edges = edges[np.lexsort((edges[:, 1], edges[:, 0]))]
+    # (larger, smaller) pairs first: a stable sort by source then lists each node's neighbours ascending
+    src = np.concatenate([edges[:, 1], edges[:, 0]])
+    dst = np.concatenate([edges[:, 0], edges[:, 1]])
+    order = np.argsort(src, kind="stable")
     indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=num_nodes))]).astype(np.int64)
     return indptr, dst[order]
+
+
+def _is_sorted(edges: np.ndarray) -> bool:
+    """Whether (E, 2) pairs are each (smaller, larger) and in lexicographic order."""
+    if np.any(edges[:, 0] > edges[:, 1]):
+        return False
+    a, b = edges[:-1], edges[1:]
+    return bool(np.all((a[:, 0] < b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] <= b[:, 1]))))
 
 
 # --------------------------------------------------------------------------------------------------
