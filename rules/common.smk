@@ -70,6 +70,15 @@ def query_settings(wc):
     return chosen
 
 
+def model_settings(wc):
+    # What training, evaluation and inference read; acquisition settings other than MC dropout
+    # (which changes the dump) do not retrain.
+    experiment = EXPERIMENTS[wc.exp]
+    chosen = {key: experiment[key] for key in ("seed", "model", "training", "unit", "strategy", "inference")}
+    chosen["acquisition"] = {"mc_passes": experiment["acquisition"]["mc_passes"]}
+    return chosen
+
+
 def warm_start_model(wc):
     r = int(wc.r)
     if r == 0 or not EXPERIMENTS[wc.exp]["training"]["warm_start"]:

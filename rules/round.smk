@@ -66,6 +66,9 @@ rule update_labels:
 
 
 rule train:
+    """Train round r's model on the cumulative labels (checkpoint chosen on val), evaluate it on the
+    test split, and run it over the pool for the next round's acquisition. One job, so that torch is
+    imported and the data loaded once per round rather than three times (benchmarks/default_run.py)."""
     input:
         dataset=dataset_file,
         labels=round_file("labels.npz"),
@@ -73,8 +76,10 @@ rule train:
     output:
         model=f"{RESULTS}/{{exp}}/round_{{r}}/model.pt",
         log=f"{RESULTS}/{{exp}}/round_{{r}}/train_log.json",
+        metrics=f"{RESULTS}/{{exp}}/round_{{r}}/metrics.json",
+        inference=f"{RESULTS}/{{exp}}/round_{{r}}/inference.h5",
     params:
-        settings=settings("seed", "model", "training"),
+        settings=model_settings,
         version=CODE_VERSION,
     threads: MODEL_THREADS
     resources:
@@ -85,48 +90,3 @@ rule train:
         "../envs/alseg.yaml"
     script:
         "../scripts/train.py"
-
-
-rule evaluate:
-    input:
-        dataset=dataset_file,
-        model=round_file("model.pt"),
-        labels=round_file("labels.npz"),
-    output:
-        f"{RESULTS}/{{exp}}/round_{{r}}/metrics.json",
-    params:
-        settings=settings("unit", "strategy", "inference"),
-        version=CODE_VERSION,
-    threads: MODEL_THREADS
-    resources:
-        gpu=1,
-    log:
-        f"{RESULTS}/{{exp}}/round_{{r}}/logs/evaluate.log",
-    conda:
-        "../envs/alseg.yaml"
-    script:
-        "../scripts/evaluate.py"
-
-
-rule infer:
-    input:
-        dataset=dataset_file,
-        model=round_file("model.pt"),
-    output:
-        f"{RESULTS}/{{exp}}/round_{{r}}/inference.h5",
-    params:
-        settings=lambda wc: {
-            "seed": EXPERIMENTS[wc.exp]["seed"],
-            "inference": EXPERIMENTS[wc.exp]["inference"],
-            "acquisition": {"mc_passes": EXPERIMENTS[wc.exp]["acquisition"]["mc_passes"]},
-        },
-        version=CODE_VERSION,
-    threads: MODEL_THREADS
-    resources:
-        gpu=1,
-    log:
-        f"{RESULTS}/{{exp}}/round_{{r}}/logs/infer.log",
-    conda:
-        "../envs/alseg.yaml"
-    script:
-        "../scripts/infer.py"

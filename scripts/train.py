@@ -1,13 +1,30 @@
-from alseg.steps import limit_threads, logged_step, train
+from alseg.steps import evaluate, infer, limit_threads, logged_step, train
 
+round_index = int(snakemake.wildcards.r)
 with logged_step(snakemake.log[0]):
     limit_threads(snakemake.threads)
     train(
         snakemake.input.dataset,
         snakemake.input.labels,
         snakemake.params.settings,
-        int(snakemake.wildcards.r),
+        round_index,
         snakemake.output.model,
         snakemake.output.log,
         init_model=snakemake.input.init_model or None,
+    )
+    evaluate(
+        snakemake.input.dataset,
+        snakemake.output.model,
+        snakemake.input.labels,
+        snakemake.wildcards.exp,
+        snakemake.params.settings,
+        round_index,
+        snakemake.output.metrics,
+    )
+    infer(
+        snakemake.input.dataset,
+        snakemake.output.model,
+        snakemake.params.settings,
+        round_index,
+        snakemake.output.inference,
     )

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "workflow" / "profiles"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 NAMES = ["default", "slurm", "slurm-ci"]
-GPU_RULES = {"train", "infer", "evaluate"}
+GPU_RULES = {"train"}
 
 
 def load(name: str) -> dict:

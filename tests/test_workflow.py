@@ -14,9 +14,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import CAMVID, REPO, needs_camvid
 
 from alseg.labels import load_labels
-from conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -25,7 +25,7 @@ TINY = REPO / "tests" / "configs" / "tiny.yaml"
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(TINY), "--cores", "2", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, check=False)
     if check and done.returncode != 0:
         raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
     return done
@@ -101,7 +101,7 @@ def test_round_files_follow_the_contract(resumed):
 
 
 def test_extending_rounds_runs_only_the_new_round(resumed):
-    workdir, mtimes, extended = resumed
+    _, mtimes, extended = resumed
     jobs = ran_jobs(extended)
     assert jobs.get("train") == 2 and jobs.get("select_queries") == 2, jobs  # round 2 of each experiment
     assert "prepare_dataset" not in jobs
@@ -149,7 +149,44 @@ def test_bad_round_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_report_holds_the_curves_and_comparison(three_rounds):
+    report = three_rounds / "report.html"
+    snakemake(three_rounds, "--config", "round=2", "--report", str(report))
+    html = report.read_text(encoding="utf-8", errors="replace")
+    for name in ["comparison.png", "comparison.csv", "learning_curve.csv"]:
+        assert name in html, f"{name} missing from the report"
+
+
+@needs_camvid
+def test_camvid_smoke_run(tmp_path):
+    """Two rounds on a handful of real CamVid images (SegNet layout), resized small."""
+    config = tmp_path / "camvid.yaml"
+    config.write_text(
+        "round: 1\n"
+        "datasets:\n"
+        f"  camvid: {{kind: camvid, root: '{CAMVID}', resize: [72, 96],"
+        " limit: {train: 6, val: 3, test: 3}}\n"
+        "defaults:\n"
+        "  dataset: camvid\n"
+        "  budget: 10\n"
+        "  model: {name: small_unet, width: 8}\n"
+        "  training: {epochs: 1, batch_size: 3, milestones: [], augment: {scale: [1.0, 1.0]}}\n"
+        "experiments:\n"
+        "  margin: {strategy: margin}\n"
+    )
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(config), "--cores", "2"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr[-5000:]
+    metrics = json.loads((tmp_path / "results" / "margin" / "round_1" / "metrics.json").read_text())
+    assert metrics["labelled_pixels"] == 6 * 10 * 2
+    assert len(metrics["per_class_iou"]) == 11 and "Pedestrian" in metrics["per_class_iou"]
+    with h5py.File(tmp_path / "results" / "datasets" / "camvid.h5") as f:
+        assert f["train/images"].shape == (6, 72, 96, 3)
+
+
 def test_lint_is_clean():
-    done = subprocess.run([*SNAKEMAKE, "--lint", "--cores", "1"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run([*SNAKEMAKE, "--lint", "--cores", "1"], cwd=REPO, capture_output=True, text=True,
+                          check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Lints for" not in done.stdout + done.stderr, done.stdout + done.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -351,11 +352,15 @@ def logged_step(log_path: PathLike) -> Iterator[None]:
     anything else is a bug and keeps its traceback.
     """
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    start_up = process_age()
+    started = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log_file:
         original = sys.stderr
         sys.stderr = _Tee(original, log_file)  # type: ignore[assignment]
         try:
             yield
+            if start_up is not None:  # read by benchmarks/default_run.py
+                log(f"timing: start-up {start_up:.2f} s, step {time.perf_counter() - started:.2f} s")
         except (ValueError, OSError) as exc:
             log(f"error: {exc}")
             raise SystemExit(1) from exc
@@ -363,8 +368,30 @@ def logged_step(log_path: PathLike) -> Iterator[None]:
             sys.stderr = original
 
 
+def process_age() -> float | None:
+    """Seconds since this process started (interpreter, Snakemake's script preamble, imports).
+
+    Linux only (``/proc``); None elsewhere.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat, open("/proc/uptime", encoding="ascii") as up:
+            start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+            uptime = float(up.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def limit_threads(threads: int) -> None:
-    """Give torch the job's threads, never more than the cores this process may run on."""
+    """Give torch the job's threads, never more than the cores this process may run on.
+
+    Call it before anything imports torch: it also makes idle OpenMP threads sleep instead of spin
+    (``OMP_WAIT_POLICY=PASSIVE``, unless set). With spinning threads, any other process on the
+    machine stalls every parallel region of a small model: measured here on 2 cores with one other
+    busy process, an epoch of the default model took 6x longer with 2 spinning threads than with 1,
+    and no longer with 2 passive ones (BENCHMARKS.md).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(max(1, min(int(threads), len(os.sched_getaffinity(0)))))

@@ -1,0 +1,134 @@
+"""Wall time of the default workflow run, and how much of it is per-job start-up.
+
+Copies the workflow (Snakefile, config.yaml, rules/, scripts/, workflow/, envs/) into a fresh folder,
+runs ``snakemake --cores 8 --config round=R`` there with the package as installed, and reads the
+``timing:`` line that every job writes to its log (:func:`alseg.steps.logged_step`):
+
+- *start-up*: from the job's process start to the step's first line (interpreter, Snakemake's script
+  preamble, ``alseg`` imports);
+- *step*: the step itself (for model steps this includes importing torch and building the model).
+
+Snakemake's own share is the wall time minus the time jobs ran (jobs run one at a time when the
+model rules take every core, so the sum of job times is close to the time covered by jobs).
+It also times ``import torch`` alone, the part of a model step's time that is start-up in all but name.
+
+Usage::
+
+    python benchmarks/default_run.py [--round 10] [--cores 8] [--keep DIR]
+
+Run it on an otherwise idle machine: concurrent CPU load slows torch's threads many times over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "workflow", "envs"]
+TIMING = re.compile(r"^timing: start-up ([0-9.]+) s, step ([0-9.]+) s$", re.MULTILINE)
+
+
+def copy_workflow(dest: Path) -> None:
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name)
+        else:
+            shutil.copy2(source, dest / name)
+
+
+def job_timings(results: Path) -> dict[str, list[tuple[float, float]]]:
+    """(start-up, step) seconds of every job, by rule (the log file's stem)."""
+    by_rule: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    for log in sorted(results.rglob("logs/*.log")):
+        match = TIMING.search(log.read_text(encoding="utf-8", errors="replace"))
+        if match is None:
+            continue
+        rule = "prepare_dataset" if log.parent.parent.name == "datasets" else log.stem
+        by_rule[rule].append((float(match.group(1)), float(match.group(2))))
+    return by_rule
+
+
+def import_seconds(module: str) -> float:
+    """Wall seconds of a fresh interpreter importing ``module`` (median of 3)."""
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[1]
+
+
+def machine() -> str:
+    model = ""
+    if Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{platform.node()}: {len(os.sched_getaffinity(0))} cores available ({model}), Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--round", type=int, default=10)
+    parser.add_argument("--cores", type=int, default=8)
+    parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it")
+    args = parser.parse_args()
+
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="alseg-default-run-"))
+    workdir.mkdir(parents=True, exist_ok=not args.keep)
+    copy_workflow(workdir)
+    command = ["snakemake", "--cores", str(args.cores), "--config", f"round={args.round}"]
+    print(f"running {' '.join(command)} in {workdir}", file=sys.stderr)
+    start = time.perf_counter()
+    subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+
+    by_rule = job_timings(workdir / "results")
+    job_total = sum(s + t for jobs in by_rule.values() for s, t in jobs)
+    start_up_total = sum(s for jobs in by_rule.values() for s, _ in jobs)
+    torch_import = import_seconds("torch")
+
+    print(f"\nMachine: {machine()}")
+    print(f"Command: `{' '.join(command)}` (round 0..{args.round}, the default config.yaml)\n")
+    print("| rule | jobs | start-up s (sum) | step s (sum) | step s (mean) |")
+    print("|---|---:|---:|---:|---:|")
+    for rule, jobs in sorted(by_rule.items(), key=lambda kv: -sum(s + t for s, t in kv[1])):
+        steps = [t for _, t in jobs]
+        print(f"| {rule} | {len(jobs)} | {sum(s for s, _ in jobs):.1f} | {sum(steps):.1f} | "
+              f"{sum(steps) / len(steps):.2f} |")
+    jobs_count = sum(len(j) for j in by_rule.values())
+    model_jobs = sum(len(by_rule.get(r, [])) for r in ("train", "evaluate", "infer"))
+    print(f"\n- wall time: {wall:.0f} s ({wall / 60:.1f} min), {jobs_count} jobs")
+    print(f"- time inside jobs: {job_total:.0f} s; Snakemake outside jobs (DAG, scheduling, checks): "
+          f"{max(wall - job_total, 0):.0f} s")
+    print(f"- job start-up before the step: {start_up_total:.0f} s ({100 * start_up_total / wall:.0f}% of wall)")
+    print(f"- `import torch` alone: {torch_import:.2f} s, paid by {model_jobs} model jobs: "
+          f"about {torch_import * model_jobs:.0f} s ({100 * torch_import * model_jobs / wall:.0f}% of wall)")
+
+    comparison = workdir / "results" / "comparison.csv"
+    with open(comparison, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    print("\n| experiment | labelled pixels | mIoU round 0 | mIoU final |")
+    print("|---|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['experiment']} | {float(row['labelled_pixels']):.0f} | "
+              f"{float(row['miou_round0']):.3f} | {float(row['miou_final']):.3f} |")
+    if not args.keep:
+        shutil.rmtree(workdir)
+
+
+if __name__ == "__main__":
+    main()
