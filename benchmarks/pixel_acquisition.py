@@ -70,7 +70,7 @@ def main() -> None:
     results: list[tuple[str, float]] = []
     for strategy in ("margin", "entropy", "random"):
         timed(f"whole step, {strategy} (read dataset + dump, select, write queries.csv)",
-              lambda: select_queries(dataset, {**experiment, "strategy": strategy}, 1, work / "q.csv",
+              lambda strategy=strategy: select_queries(dataset, {**experiment, "strategy": strategy}, 1, work / "q.csv",
                                      labels=labels, inference=dump if strategy != "random" else None),
               results)
     asked = np.zeros((n, h, w), bool)

@@ -244,7 +244,7 @@ PartitionName=gpu Nodes={self.host} Default=NO MaxTime=INFINITE State=UP
         self._wait(self._munge_works, 15, "munged did not answer")
 
     # -- daemons -------------------------------------------------------------------------------
-    def start(self, timeout: float = 60.0) -> "SlurmCluster":
+    def start(self, timeout: float = 60.0) -> SlurmCluster:
         t0 = time.monotonic()
         missing = missing_binaries()
         if missing:
@@ -344,7 +344,7 @@ PartitionName=gpu Nodes={self.host} Default=NO MaxTime=INFINITE State=UP
             jobs.append({k: v.strip() for k, v in fields.items()})
         return jobs
 
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -3,10 +3,10 @@ import copy
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO
 
 from alseg.config import ConfigError, check_round, deep_merge, resolve_config
 from alseg.metrics import confusion_matrix, scores_from_confusion
-from conftest import REPO
 
 
 def test_miou_on_a_hand_computed_case():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -29,14 +29,14 @@ def load(name: str) -> dict:
     return data
 
 
-@lru_cache(maxsize=None)
+@cache
 def snakemake_help() -> str:
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--help"], capture_output=True, text=True, check=True
     ).stdout
 
 
-@lru_cache(maxsize=None)
+@cache
 def dry_run(name: str, *extra: str) -> str:
     import tempfile
 
@@ -62,7 +62,7 @@ def job_resources(log: str) -> list[tuple[str, dict[str, str]]]:
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", log):
         m = re.match(r"(?:local)?rule (\w+):", block)
-        r = re.search(r"^\s+resources: (.*)$", block, flags=re.M)
+        r = re.search(r"^\s+resources: (.*)$", block, flags=re.MULTILINE)
         if m and r:
             pairs = (item.split("=", 1) for item in r.group(1).split(", ") if "=" in item)
             jobs.append((m.group(1), {k: v for k, v in pairs}))

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from slurm_cluster import SlurmCluster, conflicting_config, missing_binaries
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,8 +124,8 @@ def test_gpu_steps_request_a_gpu(slurm_run):
 def test_bookkeeping_steps_stay_local(slurm_run):
     _, log, jobs = slurm_run
     submitted = {_rule_of(job["Comment"]) for job in jobs}
-    local = set(re.findall(r"^localrule (\w+):", log, flags=re.M))
-    remote = re.findall(r"^rule (\w+):", log, flags=re.M)
+    local = set(re.findall(r"^localrule (\w+):", log, flags=re.MULTILINE))
+    remote = re.findall(r"^rule (\w+):", log, flags=re.MULTILINE)
     assert LOCAL_RULES <= local, f"bookkeeping steps not run locally: {LOCAL_RULES - local}"
     assert not (LOCAL_RULES & submitted), f"submitted to SLURM: {LOCAL_RULES & submitted}"
     # every job Snakemake announced as a cluster job (except the input-only target `all`) went

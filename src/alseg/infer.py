@@ -29,6 +29,7 @@ from alseg.inference_file import (
 )
 from alseg.models import enable_mc_dropout, forward_with_features, model_checksum, resolve_device
 
+
 def probability_fields(probs: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-pixel and per-image summaries of class probabilities.
 
