@@ -28,7 +28,9 @@ report: "workflow/report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/common_superpixel.smk"
 include: "rules/data.smk"
+include: "rules/superpixel.smk"
 include: "rules/round.smk"
 include: "rules/report.smk"
 
@@ -39,4 +41,5 @@ rule all:
         expand(f"{RESULTS}/{{exp}}/round_{{r}}/inference.h5", exp=EXPERIMENTS, r=range(LAST_ROUND + 1)),
         f"{RESULTS}/comparison.csv",
         f"{RESULTS}/comparison.png",
+        superpixel_overlay_targets(),
     default_target: True

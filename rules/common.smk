@@ -67,6 +67,10 @@ def query_settings(wc):
     chosen["acquisition"] = dict(experiment["acquisition"])
     if int(wc.r) == 0:
         chosen["acquisition"] = {"query_void": experiment["acquisition"]["query_void"]}
+    if experiment["unit"] == "binary":  # round 0: the initial set; later: the selection's settings
+        chosen["initial"] = experiment["initial"]
+        if int(wc.r) > 0:
+            chosen["binary"] = experiment["binary"]
     return chosen
 
 
@@ -76,6 +80,12 @@ def model_settings(wc):
     experiment = EXPERIMENTS[wc.exp]
     chosen = {key: experiment[key] for key in ("seed", "model", "training", "unit", "strategy", "inference")}
     chosen["acquisition"] = {"mc_passes": experiment["acquisition"]["mc_passes"]}
+    if experiment["unit"] == "binary":  # the weights of the answer losses
+        chosen["binary"] = {"loss": experiment["binary"]["loss"]}
+    if experiment["unit"] == "superpixel":  # sieving of the training labels
+        chosen["superpixel"] = {
+            key: experiment["superpixel"][key] for key in ("sieve", "sieve_min_size", "sieve_points")
+        }
     return chosen
 
 
@@ -101,7 +111,7 @@ def release_whole_outputs(marker_dir=".snakemake/incomplete"):
             target = b64decode("".join(marker.relative_to(marker_dir).parts)).decode()
         except (binascii.Error, UnicodeDecodeError, ValueError):
             continue
-        if target.startswith(RESULTS) and Path(target).is_file():
+        if target.startswith(RESULTS) and Path(target).exists():  # files, and whole folders (overlays)
             marker.unlink()
 
 

@@ -34,6 +34,8 @@ rule answer_queries:
     input:
         dataset=dataset_file,
         queries=round_file("queries.csv"),
+        superpixels=superpixel_file,
+        regions=superpixel_regions_file,
     output:
         f"{RESULTS}/{{exp}}/round_{{r}}/answers.csv",
     params:
@@ -53,6 +55,7 @@ rule update_labels:
         queries=round_file("queries.csv"),
         answers=round_file("answers.csv"),
         previous=previous_round_file("labels.npz"),
+        regions=superpixel_regions_file,
     output:
         f"{RESULTS}/{{exp}}/round_{{r}}/labels.npz",
     params:
@@ -73,6 +76,8 @@ rule train:
         dataset=dataset_file,
         labels=round_file("labels.npz"),
         init_model=warm_start_model,
+        superpixels=superpixel_file,
+        sieve_model=sieve_model_file,
     output:
         model=f"{RESULTS}/{{exp}}/round_{{r}}/model.pt",
         log=f"{RESULTS}/{{exp}}/round_{{r}}/train_log.json",

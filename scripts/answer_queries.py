@@ -7,4 +7,6 @@ with logged_step(snakemake.log[0]):
         snakemake.params.settings,
         int(snakemake.wildcards.r),
         snakemake.output[0],
+        superpixels=snakemake.input.superpixels or None,
+        regions=snakemake.input.regions or None,
     )

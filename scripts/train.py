@@ -11,6 +11,8 @@ with logged_step(snakemake.log[0]):
         snakemake.output.model,
         snakemake.output.log,
         init_model=snakemake.input.init_model or None,
+        superpixels=snakemake.input.superpixels or None,
+        sieve_model=snakemake.input.sieve_model or None,
     )
     evaluate(
         snakemake.input.dataset,
@@ -27,4 +29,5 @@ with logged_step(snakemake.log[0]):
         snakemake.params.settings,
         round_index,
         snakemake.output.inference,
+        superpixels=snakemake.input.superpixels or None,
     )

@@ -8,4 +8,5 @@ with logged_step(snakemake.log[0]):
         int(snakemake.wildcards.r),
         snakemake.output[0],
         previous=snakemake.input.previous or None,
+        regions=snakemake.input.regions or None,
     )

@@ -49,7 +49,47 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "augment": AUGMENT_DEFAULTS,
 }
 
-#: Seconds per answer from the papers (DESIGN.md 2.4): PixelPick's user study, 1.42 s per pixel.
+#: Superpixel experiments (``unit: superpixel``; docs/superpixels.md). These defaults are the plain
+#: superpixel baseline "SP" (Cai et al.): SEEDS at 256 px per superpixel, no merging, no sieving; the
+#: merge and sieve values are the official Adaptive Superpixel ones (eps 0.1, Kneedle on 20 points of
+#: regions of >= 512 px).
+SUPERPIXEL_DEFAULTS: dict[str, Any] = {
+    "method": "seeds",
+    "pixels_per_superpixel": 256,
+    "merge": False,
+    "eps": 0.1,
+    "merge_fraction": 1.0,
+    "sieve": False,
+    "sieve_min_size": 512,
+    "sieve_points": 20,
+    "class_share": "region",
+    "overlays": 4,
+}
+
+#: The strategies each query unit accepts (the schema lists their union).
+UNIT_STRATEGIES: dict[str, tuple[str, ...]] = {
+    "pixel": ("random", "least_confidence", "margin", "entropy"),
+    "superpixel": ("random", "uncertainty", "class_balanced"),
+    "binary": ("lp", "greedy", "milp", "rr", "ee"),
+}
+
+#: Binary experiments (``unit: binary``; docs/binary_queries.md): the paper's C_max, alpha and lambda;
+#: HiGHS (the ``highspy`` dependency) as the LP solver, since PuLP 4 no longer bundles CBC; the answer
+#: losses' weights and log-sum-exp sharpness (``alseg.binary_loss``).
+BINARY_DEFAULTS: dict[str, Any] = {
+    "c_max": 5,
+    "alpha": 1.0,
+    "lambda": 1.0,
+    "solver": "highs",
+    "time_limit": None,
+    "confidence_scaling": "minmax",
+    "loss": {"absent_weight": 1.0, "presence_weight": 1.0, "lse_r": 5.0},
+}
+
+#: Seconds per answer from the papers (DESIGN.md 2.4): PixelPick's user study, 1.42 s per pixel; a binary
+#: answer 3 s (the middle of the Binary Feedback study's 2-4 s); a full-image mask (``costs.image``, the
+#: dense initial set of binary experiments) 468 s = 7.8 min, the low end of the 7.8-37.5 min range, so
+#: that the saving of cheap queries is not overstated (our images are smaller than those of the studies).
 BUILTIN_DEFAULTS: dict[str, Any] = {
     "unit": "pixel",
     "strategy": "margin",
@@ -59,8 +99,12 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "model": {"name": "small_unet", "dropout": 0.1, "weights": None},
     "training": TRAINING_DEFAULTS,
     "acquisition": {"top_percent": 5.0, "mc_passes": 0, "query_void": False},
-    "oracle": {"error_rate": 0.0},
-    "costs": {"pixel": {"clicks": 1, "seconds": 1.42}},
+    "oracle": {"kind": "simulated", "error_rate": 0.0},
+    "costs": {"pixel": {"clicks": 1, "seconds": 1.42}, "superpixel": {"clicks": 1, "seconds": 2.0},
+              "binary": {"clicks": 1, "seconds": 3.0}, "image": {"clicks": 1, "seconds": 468.0}},
+    "superpixel": SUPERPIXEL_DEFAULTS,
+    "binary": BINARY_DEFAULTS,
+    "initial": {"kind": "pixels", "per_image": 10, "images": None},
     "inference": {"batch_size": 8, "device": "auto"},
 }
 
@@ -139,6 +183,10 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
         if merged.get("initial_budget") is None:
             merged["initial_budget"] = merged.get("budget")
         errors += _schema_errors(merged, experiment_schema, f"experiments/{name}")
+        allowed = UNIT_STRATEGIES.get(str(merged.get("unit")))
+        if allowed is not None and merged.get("strategy") not in allowed:
+            errors.append(f"experiments/{name}/strategy: {merged.get('strategy')!r} is not a strategy of unit "
+                          f"{merged.get('unit')!r} (one of {', '.join(allowed)})")
         if merged.get("dataset") not in config["datasets"]:
             errors.append(
                 f"experiments/{name}/dataset: {merged.get('dataset')!r} is not one of the configured "

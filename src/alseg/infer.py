@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -26,8 +26,13 @@ from alseg.inference_file import (
     ENTROPY_EPS,
     InferenceWriter,
     _attr_value,
+    create_superpixel_group,
+    write_superpixel_rows,
 )
 from alseg.models import enable_mc_dropout, forward_with_features, model_checksum, resolve_device
+
+if TYPE_CHECKING:  # imported when used: pixel experiments need neither OpenCV nor scikit-image
+    from alseg.superpixels import SuperpixelMaps
 
 
 def probability_fields(probs: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -81,6 +86,7 @@ def write_inference(
     seed: int = 0,
     compression: str = DEFAULT_COMPRESSION,
     log: Callable[[str], None] | None = None,
+    superpixels: SuperpixelMaps | None = None,
 ) -> None:
     """Run ``model`` over ``images`` and write the inference dump atomically.
 
@@ -109,6 +115,10 @@ def write_inference(
         Per-pixel dataset compression (:func:`compression_options`).
     log : callable, optional
         Progress lines (default: stderr), about every 10 s and at the end.
+    superpixels : SuperpixelMaps, optional
+        Base superpixels of all ``images`` (:func:`alseg.superpixels.read_superpixels`): the dump then
+        also holds the ``/superpixel`` statistics of every base superpixel
+        (:func:`alseg.acquire.superpixel.superpixel_stats_from_probs`, one pass per batch).
     """
     log = log or _log_to_stderr
     num_images = len(images)
@@ -135,6 +145,13 @@ def write_inference(
                 torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)  # inside fork_rng: the caller's RNG state is left as it was
             writer = InferenceWriter(h5, num_images, height, width, num_classes, compression)
+            if superpixels is not None:
+                from alseg.acquire.superpixel import superpixel_stats_from_probs
+
+                _check_superpixel_maps(superpixels, num_images, height, width)
+                create_superpixel_group(h5, superpixels.num_superpixels, num_classes,
+                                        {"method": superpixels.attrs.get("method", ""),
+                                         "pixels_per_superpixel": superpixels.attrs.get("pixels_per_superpixel")})
             for start in range(0, num_images, batch_size):
                 x = torch.from_numpy(normalise_images(np.asarray(images[start : start + batch_size]))).to(device)
                 probs = torch.zeros((len(x), num_classes, height, width), dtype=torch.float32, device=device)
@@ -151,6 +168,14 @@ def write_inference(
                 fields = {k: v.cpu().numpy() for k, v in probability_fields(probs).items()}
                 fields["features"] = (features / passes).cpu().numpy()
                 writer.write(start, fields)
+                if superpixels is not None:
+                    stop = start + len(x)
+                    stats, mean_prob = superpixel_stats_from_probs(
+                        probs.cpu().numpy(), superpixels.labels[start:stop], superpixels.counts[start:stop],
+                        fields["top1"], fields["top2"], fields["pred"])
+                    write_superpixel_rows(h5, int(superpixels.offsets[start]), {
+                        "pixel_count": stats.pixel_count, "uncertainty_sum": stats.uncertainty_sum,
+                        "pred_counts": stats.pred_counts, "mean_prob": mean_prob})
                 now = time.perf_counter()
                 done = min(start + batch_size, num_images)
                 if now - last_report > 10 or done == num_images:
@@ -165,3 +190,10 @@ def write_inference(
                 h5.attrs[key] = _attr_value(value)
     finally:
         model.train(was_training)
+
+
+def _check_superpixel_maps(maps: SuperpixelMaps, num_images: int, height: int, width: int) -> None:
+    """The maps must cover every pool image, in order, at the images' size."""
+    if maps.labels.shape != (num_images, height, width) or not np.array_equal(maps.images, np.arange(num_images)):
+        raise ValueError(f"superpixel maps of shape {maps.labels.shape} (images {maps.images[:3]}...) do not cover "
+                         f"the {num_images} pool images of {height}x{width}")

@@ -9,6 +9,8 @@ Layout (docs/architecture.md, "Inference dump"):
   chunked one image per chunk and compressed (:data:`DEFAULT_COMPRESSION`).
 - ``/image/class_presence`` float32 (N, C), ``/image/pred_pixels`` int64 (N, C), ``/image/features``
   float32 (N, F).
+- superpixel experiments only: ``/superpixel/pixel_count`` int64 (S,), ``uncertainty_sum`` float64 (S,),
+  ``pred_counts`` int32 (S, C), ``mean_prob`` float32 (S, C), per base superpixel (:data:`SUPERPIXEL_FIELDS`).
 - attrs: ``model`` (checksum), ``mc_passes``, ``seed``, ``num_classes``, plus the caller's (``round``,
   ``classes``, ...); lists and dicts are stored as JSON strings and decoded by :func:`read_inference`.
 """
@@ -184,6 +186,83 @@ def read_inference(
                 raise InferenceFileError(f"{path}: inference dump lacks fields {missing}")
             data = InferenceData({n: h5[FIELD_PATHS[n]][selection] for n in names})
             data.attrs = {k: _decode_attr(v) for k, v in h5.attrs.items()}
+    except InferenceFileError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise InferenceFileError(f"{path}: cannot read inference dump (corrupt or incomplete): {err}") from err
+    return data
+
+
+#: ``/superpixel/<name>``: statistics of every base superpixel (global ids, pool order), written when the
+#: model ran for a superpixel experiment (``docs/superpixels.md``).
+SUPERPIXEL_FIELDS: dict[str, type] = {
+    "pixel_count": np.int64,
+    "uncertainty_sum": np.float64,
+    "pred_counts": np.int32,
+    "mean_prob": np.float32,
+}
+
+
+def create_superpixel_group(h5: h5py.File, num_superpixels: int, num_classes: int,
+                            attrs: dict[str, Any] | None = None) -> None:
+    """Create the ``/superpixel`` datasets of a dump (filled by :func:`write_superpixel_rows`).
+
+    ``attrs`` (for example the superpixel file's method and size) go on the group.
+    """
+    group = h5.create_group("superpixel")
+    for name, dtype in SUPERPIXEL_FIELDS.items():
+        shape = (num_superpixels, num_classes) if name in ("pred_counts", "mean_prob") else (num_superpixels,)
+        group.create_dataset(name, shape=shape, dtype=dtype)
+    for key, value in (attrs or {}).items():
+        group.attrs[key] = _attr_value(value)
+
+
+def write_superpixel_rows(h5: h5py.File, start: int, fields: dict[str, np.ndarray]) -> None:
+    """Write the statistics of superpixels ``start .. start + k`` (each array's first axis is k)."""
+    for name, values in fields.items():
+        h5[f"superpixel/{name}"][start : start + len(values)] = values.astype(SUPERPIXEL_FIELDS[name], copy=False)
+
+
+def read_superpixel_fields(path: str | os.PathLike[str], fields: list[str] | None = None) -> InferenceData:
+    """Read the ``/superpixel`` group of a dump.
+
+    Parameters
+    ----------
+    path : path
+    fields : list of str, optional
+        Names in :data:`SUPERPIXEL_FIELDS`; None reads all.
+
+    Returns
+    -------
+    InferenceData
+        Arrays keyed by name; ``.attrs`` holds the file's attributes and the group's (prefixed
+        ``superpixel.``).
+
+    Raises
+    ------
+    FileNotFoundError, InferenceFileError
+        Missing file, corrupt file, or a dump without superpixel statistics (made for a pixel
+        experiment, or before the superpixel file was an input); the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"inference dump not found: {path}")
+    names = list(SUPERPIXEL_FIELDS) if fields is None else list(fields)
+    unknown = [n for n in names if n not in SUPERPIXEL_FIELDS]
+    if unknown:
+        raise InferenceFileError(f"{path}: unknown superpixel fields {unknown}; known: {list(SUPERPIXEL_FIELDS)}")
+    try:
+        with h5py.File(path, "r") as h5:
+            if "superpixel" not in h5:
+                raise InferenceFileError(
+                    f"{path}: inference dump has no /superpixel statistics (written for another query unit?); "
+                    "delete it to let the workflow rebuild it")
+            missing = [n for n in names if n not in h5["superpixel"]]
+            if missing:
+                raise InferenceFileError(f"{path}: inference dump lacks superpixel fields {missing}")
+            data = InferenceData({n: h5[f"superpixel/{n}"][()] for n in names})
+            data.attrs = {k: _decode_attr(v) for k, v in h5.attrs.items()}
+            data.attrs.update({f"superpixel.{k}": _decode_attr(v) for k, v in h5["superpixel"].attrs.items()})
     except InferenceFileError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as err:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from kneed import KneeLocator
 
 DEFAULT_MIN_SIZE = 512
 DEFAULT_SAMPLE_POINTS = 20
@@ -68,6 +67,7 @@ def knee_threshold(samples: np.ndarray) -> float:
     samples = np.asarray(samples, dtype=np.float64)
     if samples.size < 3 or not samples[-1] > samples[0]:
         return float(samples[0]) if samples.size else -np.inf
+    from kneed import KneeLocator  # here: importing kneed takes about 1.7 s (matplotlib, scipy.signal)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         knee = KneeLocator(np.arange(samples.size), samples, S=1.0, curve="concave", direction="increasing").knee

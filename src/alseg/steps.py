@@ -53,8 +53,12 @@ def select_queries(
 
     Round 0 draws ``initial_budget`` random pixels per pool image; round r >= 1 scores every eligible
     pixel with round r-1's inference dump (``inference``) and excludes pixels already asked
-    (``labels``, round r-1's store).
+    (``labels``, round r-1's store). Binary experiments: :func:`alseg.steps_binary.select_queries`.
     """
+    if experiment.get("unit") == "binary":
+        from alseg import steps_binary
+
+        return steps_binary.select_queries(dataset, experiment, round_index, out, labels, inference)
     info = dataset_info(dataset)
     pool = load_split(dataset, "train")
     store = load_labels(labels) if labels is not None else LabelStore()
@@ -120,9 +124,29 @@ def select_queries(
 
 
 def answer_queries(
-    dataset: PathLike, queries: PathLike, experiment: dict[str, Any], round_index: int, out: PathLike
+    dataset: PathLike,
+    queries: PathLike,
+    experiment: dict[str, Any],
+    round_index: int,
+    out: PathLike,
+    superpixels: PathLike | None = None,
+    regions: PathLike | None = None,
 ) -> None:
-    """Answer ``queries`` from ground truth (the simulated annotator) into ``answers.csv``."""
+    """Answer ``queries`` from ground truth (the simulated annotator) into ``answers.csv``.
+
+    Superpixel experiments (``superpixels``: base superpixel file, ``regions``: the round's
+    ``regions.npz``): :func:`alseg.steps_superpixel.answer_superpixel_queries_step`.
+    """
+    if regions is not None or experiment.get("unit") == "superpixel":
+        from alseg import steps_superpixel
+
+        return steps_superpixel.answer_superpixel_queries_step(
+            dataset, superpixels, queries, regions, experiment, round_index, out
+        )
+    from alseg import steps_binary
+
+    if steps_binary.is_binary_table(read_queries(queries)):  # binary questions or a dense initial set
+        return steps_binary.answer_queries(dataset, queries, experiment, round_index, out)
     info = dataset_info(dataset)
     pool = load_split(dataset, "train")
     table = read_queries(queries)
@@ -164,8 +188,22 @@ def update_labels(
     round_index: int,
     out: PathLike,
     previous: PathLike | None = None,
+    regions: PathLike | None = None,
 ) -> None:
-    """Add round ``round_index``'s answers to the previous store and write the cumulative store."""
+    """Add round ``round_index``'s answers to the previous store and write the cumulative store.
+
+    Superpixel queries (``regions``: the round's ``regions.npz``):
+    :func:`alseg.steps_superpixel.update_superpixel_labels`.
+    """
+    if regions is not None:
+        from alseg import steps_superpixel
+
+        return steps_superpixel.update_superpixel_labels(dataset, queries, answers, regions, round_index, out,
+                                                         previous)
+    from alseg import steps_binary
+
+    if steps_binary.is_binary_table(read_queries(queries)):
+        return steps_binary.update_labels(dataset, queries, answers, round_index, out, previous)
     info = dataset_info(dataset)
     table = read_queries(queries)
     answer_table = read_answers(answers, table, len(info.classes))
@@ -197,11 +235,19 @@ def train(
     out_model: PathLike,
     out_log: PathLike,
     init_model: PathLike | None = None,
+    superpixels: PathLike | None = None,
+    sieve_model: PathLike | None = None,
 ) -> None:
-    """Train round ``round_index``'s model on the cumulative labels; select the checkpoint on val."""
+    """Train round ``round_index``'s model on the cumulative labels; select the checkpoint on val.
+
+    Superpixel experiments train on the pixels of answered regions (``superpixels``: the base superpixel
+    file), sieved with round r-1's model ``sieve_model`` when sieving is on
+    (:func:`alseg.steps_superpixel.superpixel_training_points`; the record goes to ``train_log.json``).
+    """
     import torch
 
     from alseg.models import load_model, save_model
+    from alseg.steps_binary import answer_training
     from alseg.train import PointLabels, train_model
 
     info = dataset_info(dataset)
@@ -211,11 +257,18 @@ def train(
     points = PointLabels(
         image=store.pixel_image, y=store.pixel_y, x=store.pixel_x, cls=store.pixel_class
     )
+    extra_log: dict[str, Any] = {}
+    if experiment.get("unit") == "superpixel":
+        from alseg.steps_superpixel import superpixel_training_points
+
+        points, extra_log["superpixel"] = superpixel_training_points(
+            pool, store, superpixels, experiment, round_index, info.ignore_index, sieve_model
+        )
     init_state = None
     if init_model is not None:
         init_state = load_model(init_model, torch.device("cpu"))[0].state_dict()
     seed = step_seed(experiment["seed"], round_index, "train")
-    log(f"round {round_index}: training on {store.labelled_pixels} labelled pixels (seed {seed})")
+    log(f"round {round_index}: training on {len(points)} labelled pixels (seed {seed})")
     result = train_model(
         experiment["model"],
         {k: v for k, v in experiment["training"].items() if k != "warm_start"},
@@ -228,6 +281,7 @@ def train(
         seed=seed,
         log=log,
         init_state=init_state,
+        **answer_training(store, len(pool.images), len(info.classes), experiment),
     )
     save_model(
         out_model,
@@ -245,6 +299,7 @@ def train(
             "best_val_miou": result.best_val_miou,
             "history": result.history,
             "alseg_version": __version__,
+            **extra_log,
         },
     )
 
@@ -301,9 +356,18 @@ def evaluate(
 
 
 def infer(
-    dataset: PathLike, model_path: PathLike, experiment: dict[str, Any], round_index: int, out: PathLike
+    dataset: PathLike,
+    model_path: PathLike,
+    experiment: dict[str, Any],
+    round_index: int,
+    out: PathLike,
+    superpixels: PathLike | None = None,
 ) -> None:
-    """Run round ``round_index``'s model over the pool and write ``inference.h5``."""
+    """Run round ``round_index``'s model over the pool and write ``inference.h5``.
+
+    With ``superpixels`` (the base superpixel file of a superpixel experiment) the dump also holds the
+    ``/superpixel`` statistics of every base superpixel (docs/superpixels.md).
+    """
     from alseg.infer import write_inference
     from alseg.models import load_model, model_checksum, resolve_device
 
@@ -311,6 +375,11 @@ def infer(
     pool = load_split(dataset, "train")
     device = resolve_device(experiment["inference"]["device"])
     model, _ = load_model(model_path, device)
+    maps = None
+    if superpixels is not None:
+        from alseg.superpixels import read_superpixels
+
+        maps = read_superpixels(superpixels, expected_shape=pool.masks.shape)
     write_inference(
         out,
         model,
@@ -321,6 +390,7 @@ def infer(
         mc_passes=experiment["acquisition"]["mc_passes"],
         seed=step_seed(experiment["seed"], round_index, "infer"),
         attrs={"model": model_checksum(model), "round": round_index, "classes": list(info.classes)},
+        superpixels=maps,
     )
     log(f"round {round_index}: inference over {pool.images.shape[0]} pool images -> {out}")
 

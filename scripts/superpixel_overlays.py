@@ -1,0 +1,14 @@
+from alseg.steps import logged_step
+from alseg.steps_superpixel import write_superpixel_overlays
+
+with logged_step(snakemake.log[0]):
+    write_superpixel_overlays(
+        snakemake.input.dataset,
+        snakemake.input.superpixels,
+        snakemake.input.regions,
+        snakemake.input.labels,
+        snakemake.params.settings,
+        int(snakemake.wildcards.r),
+        snakemake.output[0],
+        sieve_model=snakemake.input.sieve_model or None,
+    )
