@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from alseg import __version__ as CODE_VERSION
+from alseg.human import HUMAN_ANSWERS, human_answers_input
 
 RESULTS = CFG["results"]
 EXPERIMENTS = CFG["experiments"]
@@ -87,6 +88,52 @@ def model_settings(wc):
             key: experiment["superpixel"][key] for key in ("sieve", "sieve_min_size", "sieve_points")
         }
     return chosen
+
+
+def is_human(wc):
+    return EXPERIMENTS[wc.exp]["oracle"]["kind"] == "human"
+
+
+def human_answers_file(wc):
+    """Input function of answer_queries: in a human experiment, the person's round_<r>/human_answers.csv
+    if it exists when the run is planned. No rule makes it, so Snakemake never deletes or regenerates it;
+    while it is missing, the step stops with the commands that answer the round. Stops the run when
+    answers.csv holds a person's answers but human_answers.csv is missing (alseg.human)."""
+    if not is_human(wc):
+        return []
+    found = human_answers_input(f"{RESULTS}/{wc.exp}/round_{wc.r}")
+    return found[0] if found else []
+
+
+def answer_settings(wc):
+    # Simulated: seed, error rate and costs (``kind`` left out, so that results from before it existed
+    # are kept). Human: a person's answers depend on no setting.
+    experiment = EXPERIMENTS[wc.exp]
+    if is_human(wc):
+        return {"oracle": {"kind": "human"}}
+    chosen = {key: experiment[key] for key in ("seed", "oracle", "costs")}
+    chosen["oracle"] = {key: value for key, value in experiment["oracle"].items() if key != "kind"}
+    return chosen
+
+
+def kept_if_answered(input_function):
+    """Input function wrapper for query selection: once a person has answered round r of a human
+    experiment (its human_answers.csv exists), the round's inputs are ancient, so that retraining
+    earlier rounds (an edited answer, a code update) never chooses other queries than those answered."""
+
+    def wrapped(wc):
+        files = input_function(wc)
+        if not (is_human(wc) and Path(f"{RESULTS}/{wc.exp}/round_{wc.r}/{HUMAN_ANSWERS}").is_file()):
+            return files
+        return ancient(files) if isinstance(files, str) else [ancient(f) for f in files]
+
+    return wrapped
+
+
+def query_version(wc):
+    # Human experiments: no code version, so that a code update never chooses the queries of an
+    # answered round again (kept_if_answered); they change only with the query settings.
+    return "human: queries kept across code versions" if is_human(wc) else CODE_VERSION
 
 
 def warm_start_model(wc):

@@ -13,6 +13,7 @@ rule learning_curve:
             category="Learning curves",
         ),
     params:
+        oracle=lambda wc: EXPERIMENTS[wc.exp]["oracle"]["kind"],  # for the caption
         version=CODE_VERSION,
     log:
         f"{RESULTS}/{{exp}}/logs/learning_curve.log",
@@ -38,6 +39,8 @@ rule compare:
         ),
     params:
         experiments=CFG["compare"],
+        # for the caption: the experiments answered by people (their hours are measured)
+        people=", ".join(e for e in CFG["compare"] if EXPERIMENTS[e]["oracle"]["kind"] == "human"),
         version=CODE_VERSION,
     log:
         f"{RESULTS}/logs/compare.log",

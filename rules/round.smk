@@ -9,18 +9,20 @@ localrules:
 
 rule select_queries:
     input:
-        dataset=dataset_file,
-        labels=previous_round_file("labels.npz"),
-        inference=lambda wc: (
-            previous_round_file("inference.h5")(wc)
-            if EXPERIMENTS[wc.exp]["strategy"] != "random"
-            else []
+        dataset=kept_if_answered(dataset_file),
+        labels=kept_if_answered(previous_round_file("labels.npz")),
+        inference=kept_if_answered(
+            lambda wc: (
+                previous_round_file("inference.h5")(wc)
+                if EXPERIMENTS[wc.exp]["strategy"] != "random"
+                else []
+            )
         ),
     output:
         f"{RESULTS}/{{exp}}/round_{{r}}/queries.csv",
     params:
         settings=query_settings,
-        version=CODE_VERSION,
+        version=query_version,
     log:
         f"{RESULTS}/{{exp}}/round_{{r}}/logs/select_queries.log",
     conda:
@@ -30,16 +32,18 @@ rule select_queries:
 
 
 rule answer_queries:
-    """The simulated annotator: answers from ground truth."""
+    """The answers: the simulated annotator's (from ground truth), or in a human experiment a person's
+    human_answers.csv, validated and copied (alseg.human)."""
     input:
         dataset=dataset_file,
         queries=round_file("queries.csv"),
         superpixels=superpixel_file,
         regions=superpixel_regions_file,
+        human=human_answers_file,
     output:
         f"{RESULTS}/{{exp}}/round_{{r}}/answers.csv",
     params:
-        settings=settings("seed", "oracle", "costs"),
+        settings=answer_settings,
         version=CODE_VERSION,
     log:
         f"{RESULTS}/{{exp}}/round_{{r}}/logs/answer_queries.log",
@@ -59,6 +63,7 @@ rule update_labels:
     output:
         f"{RESULTS}/{{exp}}/round_{{r}}/labels.npz",
     params:
+        costs=lambda wc: EXPERIMENTS[wc.exp]["costs"],  # the estimate of answers without measured seconds
         version=CODE_VERSION,
     log:
         f"{RESULTS}/{{exp}}/round_{{r}}/logs/update_labels.log",

@@ -9,4 +9,5 @@ with logged_step(snakemake.log[0]):
         snakemake.output[0],
         superpixels=snakemake.input.superpixels or None,
         regions=snakemake.input.regions or None,
+        human=snakemake.input.human or None,
     )

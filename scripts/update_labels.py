@@ -9,4 +9,5 @@ with logged_step(snakemake.log[0]):
         snakemake.output[0],
         previous=snakemake.input.previous or None,
         regions=snakemake.input.regions or None,
+        costs=snakemake.params.costs,
     )

@@ -259,14 +259,19 @@ def _listed(items: Sequence[str]) -> str:
 
 
 def read_answers(
-    path: str | os.PathLike[str], queries: Table, num_classes: int | Sequence[str]
+    path: str | os.PathLike[str],
+    queries: Table,
+    num_classes: int | Sequence[str],
+    *,
+    empty_cost: float = 0.0,
 ) -> Table:
     """Read and validate an ``answers.csv`` against the round's ``queries``.
 
     Every query must have exactly one answer; an answer is a class id in ``[0, num_classes)`` for pixel
     and superpixel queries, ``yes``/``no`` for binary ones, or ``skip`` for any (see
     :func:`answer_problems`). Returns a table with ``query_id``, ``answer`` (as written), ``source``,
-    ``annotator``, ``seconds``, ``clicks`` (empty costs read as 0), in the order of ``queries``.
+    ``annotator``, ``seconds``, ``clicks`` (empty costs, not measured, read as ``empty_cost``), in the
+    order of ``queries``.
 
     Parameters
     ----------
@@ -289,6 +294,6 @@ def read_answers(
         "answer": np.array([r["answer"].strip() for r in ordered], dtype=object),
         "source": np.array([r["source"] for r in ordered], dtype=object),
         "annotator": np.array([r["annotator"] for r in ordered], dtype=object),
-        "seconds": np.array([float(r["seconds"] or 0) for r in ordered], dtype=np.float64),
-        "clicks": np.array([float(r["clicks"] or 0) for r in ordered], dtype=np.float64),
+        "seconds": np.array([float((r["seconds"] or "").strip() or empty_cost) for r in ordered], dtype=np.float64),
+        "clicks": np.array([float((r["clicks"] or "").strip() or empty_cost) for r in ordered], dtype=np.float64),
     }

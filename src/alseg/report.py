@@ -1,7 +1,10 @@
 """Learning curves and the comparison of experiments on one cost axis.
 
 A learning curve is one row per round from that round's ``metrics.json``. Curves of experiments with
-different query units are comparable against labelled pixels, clicks and estimated annotation hours.
+different query units are comparable against labelled pixels, clicks and annotation hours. The hours
+are measured where people answered with the seconds they took, estimated from the configured cost per
+query otherwise; ``cost_source`` says which (``measured``, ``estimated`` or ``mixed``), and so does the
+hours axis of the comparison plot.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from alseg.atomic import atomic_path
 
 CURVE_COLUMNS = [
     "experiment", "round", "unit", "strategy", "labelled_pixels", "clicks", "seconds", "hours",
-    "miou", "pixel_accuracy", "best_val_miou", "model",
+    "cost_source", "miou", "pixel_accuracy", "best_val_miou", "model",
 ]
-#: (column, axis label) of the comparison plot's panels
-COST_AXES = [("labelled_pixels", "labelled pixels"), ("clicks", "clicks"), ("hours", "estimated annotation hours")]
+#: (column, axis label) of the comparison plot's panels; the hours label gets its cost source
+#: (:func:`hours_label`)
+COST_AXES = [("labelled_pixels", "labelled pixels"), ("clicks", "clicks"), ("hours", "annotation hours")]
 
 
 def read_metrics(paths: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
@@ -43,6 +47,27 @@ def curve_rows(metrics: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         row.update({f"iou_{name}": v for name, v in m.get("per_class_iou", {}).items()})
         rows.append(row)
     return rows
+
+
+def cost_sources(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> set[str]:
+    """Whether the hours of ``curves`` are ``measured``, ``estimated`` or both (a set of those).
+
+    A ``mixed`` row counts as both; a row without ``cost_source`` (a curve from before it existed) as
+    estimated.
+    """
+    found: set[str] = set()
+    for curve in curves.values():
+        for row in curve:
+            source = row.get("cost_source") or "estimated"
+            found.update(("measured", "estimated") if source == "mixed" else (source,))
+    return found
+
+
+def hours_label(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+    """The hours axis label: ``annotation hours (measured)``, ``(estimated)`` or ``(measured and estimated)``."""
+    found = cost_sources(curves)
+    which = "measured and estimated" if len(found) > 1 else (found.pop() if found else "estimated")
+    return f"annotation hours ({which})"
 
 
 def write_rows(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -83,6 +108,7 @@ def comparison_rows(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[d
                 "labelled_pixels": last["labelled_pixels"],
                 "clicks": last["clicks"],
                 "hours": last["hours"],
+                "cost_source": last.get("cost_source") or "estimated",
                 "miou_round0": first["miou"],
                 "miou_final": last["miou"],
             }
@@ -103,7 +129,7 @@ def plot_comparison(curves: Mapping[str, Sequence[Mapping[str, Any]]], out: str 
             xs = [r[column] for r in curve]
             ys = [100 * r["miou"] for r in curve]
             ax.plot(xs, ys, marker="o", markersize=3, label=name)
-        ax.set_xlabel(label)
+        ax.set_xlabel(hours_label(curves) if column == "hours" else label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test mIoU (%)")
     axes[-1].legend(fontsize=8, loc="lower right")

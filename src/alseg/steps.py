@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,14 @@ from alseg import __version__
 from alseg.acquire.pixel import eligible_pixels, select_pixels, strategy_scores
 from alseg.atomic import write_json_atomic
 from alseg.data import dataset_info, load_split
-from alseg.labels import LabelStore, add_pixel_answers, load_labels, save_labels
+from alseg.labels import (
+    LabelStore,
+    add_pixel_answers,
+    load_labels,
+    record_round_cost,
+    round_cost_source,
+    save_labels,
+)
 from alseg.oracle import answer_pixels
 from alseg.queries import (
     ANSWER_COLUMNS,
@@ -131,12 +138,20 @@ def answer_queries(
     out: PathLike,
     superpixels: PathLike | None = None,
     regions: PathLike | None = None,
+    human: PathLike | None = None,
 ) -> None:
     """Answer ``queries`` from ground truth (the simulated annotator) into ``answers.csv``.
 
     Superpixel experiments (``superpixels``: base superpixel file, ``regions``: the round's
     ``regions.npz``): :func:`alseg.steps_superpixel.answer_superpixel_queries_step`.
+    Human experiments (``oracle.kind: human``) copy a person's validated answers, ``human``
+    (``human_answers.csv``, None while it does not exist): :func:`alseg.human.accept_human_answers`.
     """
+    if experiment.get("oracle", {}).get("kind") == "human":
+        from alseg.human import accept_human_answers
+
+        accept_human_answers(dataset, queries, out, human=human, regions=superpixels)
+        return
     if regions is not None or experiment.get("unit") == "superpixel":
         from alseg import steps_superpixel
 
@@ -189,8 +204,59 @@ def update_labels(
     out: PathLike,
     previous: PathLike | None = None,
     regions: PathLike | None = None,
+    costs: Mapping[str, Mapping[str, float]] | None = None,
 ) -> None:
     """Add round ``round_index``'s answers to the previous store and write the cumulative store.
+
+    The unit's own update builds the store (:func:`update_labels_by_unit`); then the round's cost is
+    completed: answers without measured ``seconds`` or ``clicks`` (empty cells, in a person's file)
+    are paid the configured estimate of their unit (``costs``, the experiment's ``costs``), and the
+    round's cost source is recorded: measured when every answer is a person's with its seconds,
+    estimated when none is, mixed otherwise (:func:`alseg.labels.round_cost_source`).
+    """
+    info = dataset_info(dataset)
+    table = read_queries(queries)
+    answer_table = read_answers(answers, table, list(info.classes), empty_cost=np.nan)
+    out = Path(out)
+    staged = out.with_name(f".{out.name}.unit")
+    try:
+        update_labels_by_unit(dataset, queries, answers, round_index, staged, previous, regions)
+        store = load_labels(staged)
+    finally:
+        staged.unlink(missing_ok=True)
+    estimate = {"seconds": np.zeros(len(table["unit"])), "clicks": np.zeros(len(table["unit"]))}
+    for unit in np.unique(table["unit"]):
+        rows = table["unit"] == unit
+        for key in estimate:
+            estimate[key][rows] = float(((costs or {}).get(str(unit)) or {}).get(key, 0.0))
+    seconds, clicks = answer_table["seconds"], answer_table["clicks"]
+    measured = int(((answer_table["source"] == "human") & ~np.isnan(seconds)).sum())
+    source = round_cost_source(measured, len(seconds))
+    updated = record_round_cost(
+        store,
+        round_index,
+        source,
+        earlier=load_labels(previous) if previous is not None else None,
+        clicks=float(estimate["clicks"][np.isnan(clicks)].sum()),
+        seconds=float(estimate["seconds"][np.isnan(seconds)].sum()),
+    )
+    save_labels(out, updated)
+    log(
+        f"round {round_index}: cost {source} ({measured} of {len(seconds)} answers with measured seconds), "
+        f"{updated.seconds / 3600:.3f} h so far -> {out}"
+    )
+
+
+def update_labels_by_unit(
+    dataset: PathLike,
+    queries: PathLike,
+    answers: PathLike,
+    round_index: int,
+    out: PathLike,
+    previous: PathLike | None = None,
+    regions: PathLike | None = None,
+) -> None:
+    """The store after round ``round_index`` as each unit builds it (empty costs count 0).
 
     Superpixel queries (``regions``: the round's ``regions.npz``):
     :func:`alseg.steps_superpixel.update_superpixel_labels`.
@@ -206,7 +272,7 @@ def update_labels(
         return steps_binary.update_labels(dataset, queries, answers, round_index, out, previous)
     info = dataset_info(dataset)
     table = read_queries(queries)
-    answer_table = read_answers(answers, table, len(info.classes))
+    answer_table = read_answers(answers, table, list(info.classes))
     store = load_labels(previous) if previous is not None else LabelStore()
     answer = answer_table["answer"]
     answer_class = np.array([int(a) if a != "skip" else -1 for a in answer], dtype=np.int64)
@@ -340,6 +406,7 @@ def evaluate(
         "clicks": store.clicks,
         "seconds": store.seconds,
         "hours": store.seconds / 3600.0,
+        "cost_source": store.cost_source,
         "unit": experiment["unit"],
         "strategy": experiment["strategy"],
         "model": model_checksum(model),
