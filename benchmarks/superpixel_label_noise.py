@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--pixels-per-superpixel", type=int, default=64)
     parser.add_argument("--sieve-min-size", type=int, default=128)
     parser.add_argument("--budget", type=int, default=400)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=3, help="last round (rounds 0..R)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--workdir", default=str(REPO / "benchmarks" / "out" / "superpixel_label_noise"))
