@@ -713,7 +713,7 @@ def superpixel_training_points(
     record : dict
         For ``train_log.json``: labelled and training pixel counts, the sieved share, regions sieved, and
         (from the pool's ground truth, for measurement only) the share of training pixels whose label
-        differs from the ground truth, before and after sieving.
+        differs from the ground truth, before and after sieving, and among the pixels sieved out.
     """
     from alseg.train import PointLabels
 
@@ -751,6 +751,7 @@ def superpixel_training_points(
         sieved_out_pixels=sieved_out,
         sieved_share=sieved_out / max(len(pixels), 1),
         label_noise=_noise(pixels.cls[keep], truth[keep], ignore_index),
+        sieved_out_noise=_noise(pixels.cls[~keep], truth[~keep], ignore_index),
     )
     log(f"round {round_index}: {len(pixels)} pixels in {pixels.num_regions} answered regions over {images.size} "
         f"of {n} images; " + (f"sieving with {sieve_model} kept {int(keep.sum())} and sieved out {sieved_out} "
