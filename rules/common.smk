@@ -12,11 +12,12 @@ from alseg.human import HUMAN_ANSWERS, human_answers_input
 RESULTS = CFG["results"]
 EXPERIMENTS = CFG["experiments"]
 LAST_ROUND = CFG["round"]
-# A model job claims all of Snakemake's cores: on a CPU machine, torch jobs running side by side
-# oversubscribe the cores (measured: 4 concurrent trainings on 2 cores ran 60x slower than one alone).
-# Each job then uses at most the cores it may run on (alseg.steps.limit_threads).
+# By default a model job claims all of Snakemake's cores, so model jobs run one at a time (right for
+# big models). `model_threads: k` gives each k threads and lets Snakemake run several side by side:
+# faster for small models on a few cores (BENCHMARKS.md, section 6). Each job uses at most the cores
+# it may run on (alseg.steps.limit_threads), with passive OpenMP threads.
 try:
-    MODEL_THREADS = workflow.cores
+    MODEL_THREADS = CFG["model_threads"] or workflow.cores
 except WorkflowError:  # cluster execution has no --cores: every job gets its own allocation
     MODEL_THREADS = 8
 

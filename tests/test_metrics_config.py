@@ -66,6 +66,7 @@ def test_round_must_be_a_whole_number(value):
         (lambda c: c["datasets"].update(bad={"kind": "imagenet"}), "datasets/bad/kind"),
         (lambda c: c.update(typo=1), "typo"),
         (lambda c: c["experiments"].update({"datasets": {}}), "datasets"),
+        (lambda c: c.update(model_threads=0), "model_threads"),
     ],
 )
 def test_bad_config_is_rejected_with_its_location(edit, message):

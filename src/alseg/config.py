@@ -205,6 +205,7 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
         "datasets": dict(config["datasets"]),
         "experiments": experiments,
         "compare": compare,
+        "model_threads": config.get("model_threads"),
     }
 
 
