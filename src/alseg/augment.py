@@ -58,6 +58,12 @@ class AugmentedSample:
         Their classes.
     n_outside : int
         Points that fell outside the crop window and were removed (P' = P - n_outside).
+    region : (top, bottom, left, right)
+        The rows ``top:bottom`` and columns ``left:right`` of ``image`` that show the source image; the
+        rest is padding (image-level losses, such as those of binary answers, skip it).
+    whole_image : bool
+        Whether the sample shows all of the (scaled) source image, nothing cropped away: an image-level
+        "class c is present" still holds for it.
     """
 
     image: np.ndarray
@@ -65,6 +71,8 @@ class AugmentedSample:
     xs: np.ndarray
     classes: np.ndarray
     n_outside: int
+    region: tuple[int, int, int, int] = (0, 0, 0, 0)
+    whole_image: bool = True
 
 
 def normalise_images(images: np.ndarray) -> np.ndarray:
@@ -216,9 +224,11 @@ def augment_sample(
         work[y0 - top : y1 - top, x0 - left : x1 - left] = region
 
     # flip
+    shown_left, shown_right = x0 - left, x1 - left
     if cfg["flip"] and draw().random() < 0.5:
         work = work[:, ::-1]
         xs = window[1] - 1 - xs
+        shown_left, shown_right = window[1] - shown_right, window[1] - shown_left
 
     return AugmentedSample(
         image=normalise_images(work),
@@ -226,4 +236,6 @@ def augment_sample(
         xs=np.ascontiguousarray(xs),
         classes=classes,
         n_outside=n_outside,
+        region=(y0 - top, y1 - top, shown_left, shown_right),
+        whole_image=(y0, x0, y1, x1) == (0, 0, new_size[0], new_size[1]),
     )

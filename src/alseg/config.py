@@ -75,7 +75,8 @@ UNIT_STRATEGIES: dict[str, tuple[str, ...]] = {
 
 #: Binary experiments (``unit: binary``; docs/binary_queries.md): the paper's C_max, alpha and lambda;
 #: HiGHS (the ``highspy`` dependency) as the LP solver, since PuLP 4 no longer bundles CBC; the answer
-#: losses' weights and log-sum-exp sharpness (``alseg.binary_loss``).
+#: losses' weights and log-sum-exp sharpness (``alseg.binary_loss``): r = 20 rather than the function's 5,
+#: measured by benchmarks/binary_answer_losses.py (docs/binary_queries.md).
 BINARY_DEFAULTS: dict[str, Any] = {
     "c_max": 5,
     "alpha": 1.0,
@@ -83,7 +84,7 @@ BINARY_DEFAULTS: dict[str, Any] = {
     "solver": "highs",
     "time_limit": None,
     "confidence_scaling": "minmax",
-    "loss": {"absent_weight": 1.0, "presence_weight": 1.0, "lse_r": 5.0},
+    "loss": {"absent_weight": 1.0, "presence_weight": 1.0, "lse_r": 20.0},
 }
 
 #: Seconds per answer from the papers (DESIGN.md 2.4): PixelPick's user study, 1.42 s per pixel; a binary

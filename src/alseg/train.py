@@ -5,6 +5,13 @@ points of a batch: no dense mask with an ignore value is ever built, so a point 
 nearest-neighbour resize and an unlabelled pixel never contributes. Dense full supervision is the special
 case where every non-ignore pixel is a point (:meth:`PointLabels.from_masks`).
 
+Binary answers ("is class c in image i?", :mod:`alseg.binary_loss`) are an optional second signal: images
+with an answer are trained on even without a labelled point. A "no" masks the class out of the softmax of
+that image for the point loss and adds the absent-class loss on every image pixel of the sample; a "yes"
+adds the log-sum-exp presence loss, but only for samples that show the whole (scaled) source image: a
+crop may cut the class out, while a "no" survives any scale, crop or flip. Padding never counts.
+Without answers, training is exactly what it was before they existed.
+
 Reproducibility: on CPU a call is bitwise reproducible for a given seed. The model is initialised under
 ``torch.manual_seed(seed)``, batch order comes from a generator seeded by (seed, epoch), and every sample's
 augmentation from a generator seeded by (seed, epoch, position in the epoch), so the result does not
@@ -29,12 +36,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from alseg.augment import augment_sample, normalise_images
-from alseg.config import TRAINING_DEFAULTS
+from alseg.binary_loss import batch_answers, binary_answer_loss, mask_absent_logits
+from alseg.config import BINARY_DEFAULTS, TRAINING_DEFAULTS
 from alseg.metrics import SegmentationScores, confusion_matrix, scores_from_confusion
 from alseg.models import build_model, forward_logits, resolve_device
 
 #: Defaults of the training config: the official PixelPick CamVid settings (DESIGN 2.1).
 DEFAULT_TRAIN: dict[str, Any] = {k: v for k, v in TRAINING_DEFAULTS.items() if k != "warm_start"}
+
+#: Weights of the binary-answer losses (``absent_weight``, ``presence_weight``) and the log-sum-exp
+#: sharpness ``lse_r`` (the config's ``binary.loss``).
+DEFAULT_ANSWER_LOSS: dict[str, float] = dict(BINARY_DEFAULTS["loss"])
 
 Log = Callable[[str], None]
 
@@ -154,7 +166,9 @@ class _Batch:
 
     images: float32 (B, 3, h, w); point_batch/point_y/point_x/point_cls: int64 (P,) the points of all
     samples with their sample index; offered: points of the chosen images before augmentation; kept:
-    points that survived it (``offered - kept`` fell outside crops).
+    points that survived it (``offered - kept`` fell outside crops); pool_images: int64 (B,) the pool
+    index of each sample; shown: bool (B, h, w) the pixels that show the image (not padding); whole:
+    bool (B,) samples that show all of their scaled image.
     """
 
     images: np.ndarray
@@ -164,6 +178,9 @@ class _Batch:
     point_cls: np.ndarray
     offered: int
     kept: int
+    pool_images: np.ndarray
+    shown: np.ndarray
+    whole: np.ndarray
 
 
 def _epoch_image_order(
@@ -202,14 +219,22 @@ def _prepare_batch(
     indices = range(len(batch_images))
     samples = list(pool.map(one, indices)) if pool is not None else [one(j) for j in indices]
     counts = [s.ys.size for s in samples]
+    stacked = np.stack([s.image for s in samples])
+    shown = np.zeros((stacked.shape[0], stacked.shape[2], stacked.shape[3]), dtype=bool)
+    for j, sample in enumerate(samples):
+        top, bottom, left, right = sample.region
+        shown[j, top:bottom, left:right] = True
     return _Batch(
-        images=np.stack([s.image for s in samples]),
+        images=stacked,
         point_batch=np.repeat(np.arange(len(samples), dtype=np.int64), counts),
         point_y=np.concatenate([s.ys for s in samples]),
         point_x=np.concatenate([s.xs for s in samples]),
         point_cls=np.concatenate([s.classes for s in samples]),
         offered=int(sum(s.ys.size + s.n_outside for s in samples)),
         kept=int(sum(counts)),
+        pool_images=np.asarray(batch_images, dtype=np.int64),
+        shown=shown,
+        whole=np.array([s.whole_image for s in samples], dtype=bool),
     )
 
 
@@ -406,6 +431,43 @@ def _merged_train_cfg(train_cfg: dict[str, Any] | None, log: Log) -> dict[str, A
     return cfg
 
 
+def _checked_answers(
+    answers: np.ndarray | None, answer_loss: dict[str, float] | None, num_images: int, num_classes: int,
+    log: Log,
+) -> tuple[np.ndarray | None, dict[str, float]]:
+    """Validate the answer matrix (None when it holds no answer) and merge the loss weights."""
+    weights = {**DEFAULT_ANSWER_LOSS, **(answer_loss or {})}
+    unknown = sorted(set(weights) - set(DEFAULT_ANSWER_LOSS))
+    if unknown:
+        raise ValueError(f"answer_loss: unknown keys {unknown}; expected {sorted(DEFAULT_ANSWER_LOSS)}")
+    if answers is None:
+        return None, weights
+    answers = np.asarray(answers)
+    if answers.shape != (num_images, num_classes):
+        raise ValueError(f"answers must have shape (N, C) = {(num_images, num_classes)}, got {answers.shape}")
+    if not np.isin(answers, (-1, 0, 1)).all():
+        raise ValueError("answers must hold only +1 (yes), -1 (no) and 0 (not asked)")
+    every_class_absent = (answers < 0).all(axis=1)
+    if every_class_absent.any():
+        log(f"train: warning: {int(every_class_absent.sum())} images have every class answered 'no' "
+            f"(e.g. image {int(np.flatnonzero(every_class_absent)[0])}); their answers are not used")
+        answers = np.where(every_class_absent[:, None], 0, answers).astype(np.int8)
+    if not answers.any():
+        return None, weights
+    return answers.astype(np.int8, copy=False), weights
+
+
+def _batch_answer_masks(answers: np.ndarray, batch: _Batch, device: torch.device
+                        ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(absent, present)`` (B, C) of a batch, "yes" kept only where the sample shows its whole image;
+    ``(None, None)`` when no sample of the batch has a usable answer."""
+    absent, present = batch_answers(answers, batch.pool_images, device)
+    present = present & torch.from_numpy(batch.whole).to(device)[:, None]
+    if not bool(absent.any() or present.any()):
+        return None, None
+    return absent, present
+
+
 def train_model(
     model_cfg: dict[str, Any],
     train_cfg: dict[str, Any] | None,
@@ -419,8 +481,10 @@ def train_model(
     device: str | torch.device | None = None,
     log: Log | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
+    answers: np.ndarray | None = None,
+    answer_loss: dict[str, float] | None = None,
 ) -> TrainResult:
-    """Train a model on labelled points; keep the checkpoint with the best val mIoU.
+    """Train a model on labelled points (and binary answers); keep the checkpoint with the best val mIoU.
 
     Parameters
     ----------
@@ -434,7 +498,7 @@ def train_model(
         ``iterations_per_epoch`` (None: one pass over the labelled images; an int: that many batches),
         ``loader_threads`` (threads preparing batches; 0 prepares them inline), ``eval_batch_size``.
     images : ndarray, uint8, shape (N, H, W, 3)
-        The pool; only images with at least one labelled point are trained on.
+        The pool; only images with at least one labelled point or binary answer are trained on.
     labels : PointLabels
         Labelled points into ``images``.
     val_images : ndarray, uint8, shape (M, H', W', 3), or None
@@ -452,10 +516,20 @@ def train_model(
     init_state : dict or None
         State dict to start from (warm start, e.g. the previous round's model); default: fresh
         random initialisation.
+    answers : ndarray of int8, shape (N, C), or None
+        Binary answers (:func:`alseg.binary_loss.answer_matrix`: +1 "class present", -1 "absent", 0 not
+        asked). Per batch: the point loss on :func:`alseg.binary_loss.mask_absent_logits`, plus
+        :func:`alseg.binary_loss.binary_answer_loss` over the pixels that show the image, its "yes"
+        part only for samples showing the whole scaled image (module docstring). An image whose every
+        class is answered "no" is contradictory: its answers are dropped with a warning. None (or all
+        zero): training is unchanged.
+    answer_loss : dict or None
+        ``absent_weight``, ``presence_weight``, ``lse_r``; defaults in :data:`DEFAULT_ANSWER_LOSS`.
 
     Returns
     -------
     TrainResult
+        With answers, each history entry also has ``answer_loss`` (mean over the batches with answers).
     """
     log = log or log_to_stderr
     cfg = _merged_train_cfg(train_cfg, log)
@@ -465,6 +539,9 @@ def train_model(
         raise ValueError(f"images must be (N, H, W, 3), got shape {images.shape}")
     labels.validate(len(images), images.shape[1], images.shape[2], num_classes)
     labelled_images = np.unique(labels.image).astype(np.int64)
+    answers, loss_weights = _checked_answers(answers, answer_loss, len(images), num_classes, log)
+    if answers is not None:
+        labelled_images = np.union1d(labelled_images, np.flatnonzero((answers != 0).any(axis=1)))
     if labelled_images.size == 0:
         raise ValueError("no labelled points: nothing to train on")
     has_val = val_images is not None and val_masks is not None and len(val_images) > 0
@@ -494,8 +571,9 @@ def train_model(
         history: list[dict[str, Any]] = []
         best_state: dict[str, torch.Tensor] | None = None
         best_epoch, best_miou = 0, -math.inf
+        answer_text = "" if answers is None else f" and {int((answers != 0).sum())} binary answers"
         log(
-            f"train: {len(labels)} points on {labelled_images.size}/{len(images)} images, "
+            f"train: {len(labels)} points{answer_text} on {labelled_images.size}/{len(images)} images, "
             f"{epochs} epochs, device {device}{' (AMP)' if use_amp else ''}"
         )
         try:
@@ -507,12 +585,16 @@ def train_model(
                 )
                 # summed on the device: a float() per step would wait for the GPU every step
                 loss_sum = torch.zeros((), device=device)
-                points_used, offered, skipped = 0, 0, 0
+                answer_sum = torch.zeros((), device=device)
+                points_used, offered, skipped, answer_batches = 0, 0, 0, 0
                 lr = optimiser.param_groups[0]["lr"]
                 for batch in _batches(images, points, order, seed, epoch, cfg["augment"],
                                       samples_pool, prefetch):
                     offered += batch.offered
-                    if batch.kept == 0:  # every point fell outside its crop: nothing to learn from
+                    absent = present = None
+                    if answers is not None:
+                        absent, present = _batch_answer_masks(answers, batch, device)
+                    if batch.kept == 0 and absent is None:  # every point fell outside its crop, no answers
                         skipped += 1
                         continue
                     x = torch.from_numpy(batch.images).to(device, non_blocking=True)
@@ -520,12 +602,25 @@ def train_model(
                                (batch.point_batch, batch.point_y, batch.point_x, batch.point_cls)]
                     with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                         logits = forward_logits(model, x)
-                    loss = point_loss(logits, *targets)
+                    if absent is None:
+                        loss = point_loss(logits, *targets)
+                    else:
+                        assert present is not None
+                        masked = mask_absent_logits(logits, absent) if bool(absent.any()) else logits
+                        point = point_loss(masked, *targets) if batch.kept else logits.sum() * 0.0
+                        extra = binary_answer_loss(
+                            logits, absent, present, loss_weights["absent_weight"],
+                            loss_weights["presence_weight"], loss_weights["lse_r"],
+                            pixel_mask=torch.from_numpy(batch.shown).to(device),
+                        )
+                        loss = point + extra
+                        answer_sum += extra.detach()
+                        answer_batches += 1
                     optimiser.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     scaler.step(optimiser)
                     scaler.update()
-                    loss_sum += loss.detach() * batch.kept
+                    loss_sum += (loss if absent is None else point).detach() * batch.kept
                     points_used += batch.kept
                 scheduler.step()
 
@@ -553,11 +648,15 @@ def train_model(
                     "points": points_used,
                     "skipped_batches": skipped,
                 }
+                answer_text = ""
+                if answers is not None:
+                    entry["answer_loss"] = float(answer_sum) / answer_batches if answer_batches else float("nan")
+                    answer_text = f" answers {entry['answer_loss']:.4f}"
                 history.append(entry)
                 val_text = f"{val_miou:.4f}" if val_miou is not None else "-"
                 log(
-                    f"epoch {epoch}/{epochs} loss {entry['loss']:.4f} seen {entry['seen_fraction']:.1%} "
-                    f"val mIoU {val_text} lr {lr:.2e} {seconds:.1f}s"
+                    f"epoch {epoch}/{epochs} loss {entry['loss']:.4f}{answer_text} seen "
+                    f"{entry['seen_fraction']:.1%} val mIoU {val_text} lr {lr:.2e} {seconds:.1f}s"
                 )
         finally:
             for executor in (samples_pool, prefetch):
