@@ -8,8 +8,7 @@ runs ``snakemake --cores 8 --config round=R`` there with the package as installe
   preamble, ``alseg`` imports);
 - *step*: the step itself (for model steps this includes importing torch and building the model).
 
-Snakemake's own share is the wall time minus the time jobs ran (jobs run one at a time when the
-model rules take every core, so the sum of job times is close to the time covered by jobs).
+Shares are of the job time summed over jobs (jobs may run side by side, see ``model_threads``).
 It also times ``import torch`` alone, the part of a model step's time that is start-up in all but name.
 
 Usage::
@@ -110,13 +109,12 @@ def main() -> None:
         print(f"| {rule} | {len(jobs)} | {sum(s for s, _ in jobs):.1f} | {sum(steps):.1f} | "
               f"{sum(steps) / len(steps):.2f} |")
     jobs_count = sum(len(j) for j in by_rule.values())
-    model_jobs = sum(len(by_rule.get(r, [])) for r in ("train", "evaluate", "infer"))
+    model_jobs = len(by_rule.get("train", []))
     print(f"\n- wall time: {wall:.0f} s ({wall / 60:.1f} min), {jobs_count} jobs")
-    print(f"- time inside jobs: {job_total:.0f} s; Snakemake outside jobs (DAG, scheduling, checks): "
-          f"{max(wall - job_total, 0):.0f} s")
-    print(f"- job start-up before the step: {start_up_total:.0f} s ({100 * start_up_total / wall:.0f}% of wall)")
+    print(f"- job time, summed over jobs: {job_total:.0f} s (more than the wall time where jobs ran side by side)")
+    print(f"- job start-up before the step: {start_up_total:.0f} s ({100 * start_up_total / job_total:.1f}% of job time)")
     print(f"- `import torch` alone: {torch_import:.2f} s, paid by {model_jobs} model jobs: "
-          f"about {torch_import * model_jobs:.0f} s ({100 * torch_import * model_jobs / wall:.0f}% of wall)")
+          f"about {torch_import * model_jobs:.0f} s ({100 * torch_import * model_jobs / job_total:.1f}% of job time)")
 
     comparison = workdir / "results" / "comparison.csv"
     with open(comparison, newline="") as handle:

@@ -523,10 +523,11 @@ def limit_threads(threads: int) -> None:
     """Give torch the job's threads, never more than the cores this process may run on.
 
     Call it before anything imports torch: it also makes idle OpenMP threads sleep instead of spin
-    (``OMP_WAIT_POLICY=PASSIVE``, unless set). With spinning threads, any other process on the
-    machine stalls every parallel region of a small model: measured here on 2 cores with one other
-    busy process, an epoch of the default model took 6x longer with 2 spinning threads than with 1,
-    and no longer with 2 passive ones (BENCHMARKS.md).
+    (``OMP_WAIT_POLICY=PASSIVE``, unless set). A trade measured in BENCHMARKS.md (section 6): on an
+    otherwise idle machine spinning threads are faster (51 against 75 ms per step of the default
+    model on 2 cores), but when a program outside this login session keeps a core busy, spinning
+    threads stall at every barrier (640 against 198 ms). Set ``OMP_WAIT_POLICY=ACTIVE`` on a
+    dedicated machine.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
