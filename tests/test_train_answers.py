@@ -122,3 +122,16 @@ def test_augmentation_reports_the_image_region_and_whole_image():
     assert not cropped.whole_image and cropped.region == (0, 10, 0, 10)
     same = augment_sample(image, none, none, none, None, None, out_size=(20, 30))
     assert same.whole_image and same.region == (0, 20, 0, 30)
+
+
+def test_answer_only_images_join_the_batches_without_thinning_the_points(one_thread):
+    """Images with answers and no point ride along: every epoch still shows every labelled point."""
+    pool, points = constructed_pool()
+    config = {**TRAIN, "epochs": 2, "batch_size": 2, "iterations_per_epoch": 3}
+    answers = np.zeros((5, 3), dtype=np.int8)
+    answers[4, 2] = -1
+    plain = train_model(MODEL, config, pool, points, None, None, 3, None, seed=0, log=lambda _: None)
+    joined = train_model(MODEL, config, pool, points, None, None, 3, None, seed=0, log=lambda _: None,
+                         answers=answers)
+    assert [h["points"] for h in joined.history] == [h["points"] for h in plain.history]
+    assert all(np.isfinite(h["answer_loss"]) and h["answer_loss"] > 0 for h in joined.history)

@@ -6,7 +6,11 @@ nearest-neighbour resize and an unlabelled pixel never contributes. Dense full s
 case where every non-ignore pixel is a point (:meth:`PointLabels.from_masks`).
 
 Binary answers ("is class c in image i?", :mod:`alseg.binary_loss`) are an optional second signal: images
-with an answer are trained on even without a labelled point. A "no" masks the class out of the softmax of
+with an answer are trained on even without a labelled point. Such answer-only images do not take the place
+of pixel-labelled ones: each batch of the pixel-labelled images (the epoch, as without answers) is joined by
+up to ``batch_size`` answer-only images from their own shuffled cycle, so the pixel supervision keeps its
+rate however many images are answered (mixed into one pool, answered images crowded out the dense
+images of the CamVid benchmark). A "no" masks the class out of the softmax of
 that image for the point loss and adds the absent-class loss on every image pixel of the sample; a "yes"
 adds the log-sum-exp presence loss, but only for samples that show the whole (scaled) source image: a
 crop may cut the class out, while a "no" survives any scale, crop or flip. Padding never counts.
@@ -518,7 +522,8 @@ def train_model(
         random initialisation.
     answers : ndarray of int8, shape (N, C), or None
         Binary answers (:func:`alseg.binary_loss.answer_matrix`: +1 "class present", -1 "absent", 0 not
-        asked). Per batch: the point loss on :func:`alseg.binary_loss.mask_absent_logits`, plus
+        asked). Images with answers but no point join each batch, up to ``batch_size`` of them (module
+        docstring). Per batch: the point loss on :func:`alseg.binary_loss.mask_absent_logits`, plus
         :func:`alseg.binary_loss.binary_answer_loss` over the pixels that show the image, its "yes"
         part only for samples showing the whole scaled image (module docstring). An image whose every
         class is answered "no" is contradictory: its answers are dropped with a warning. None (or all
@@ -540,8 +545,11 @@ def train_model(
     labels.validate(len(images), images.shape[1], images.shape[2], num_classes)
     labelled_images = np.unique(labels.image).astype(np.int64)
     answers, loss_weights = _checked_answers(answers, answer_loss, len(images), num_classes, log)
+    answer_only = np.zeros(0, dtype=np.int64)  # images with answers and no labelled point
     if answers is not None:
-        labelled_images = np.union1d(labelled_images, np.flatnonzero((answers != 0).any(axis=1)))
+        answer_only = np.setdiff1d(np.flatnonzero((answers != 0).any(axis=1)), labelled_images)
+        if labelled_images.size == 0:
+            labelled_images, answer_only = answer_only, answer_only[:0]
     if labelled_images.size == 0:
         raise ValueError("no labelled points: nothing to train on")
     has_val = val_images is not None and val_masks is not None and len(val_images) > 0
@@ -573,8 +581,8 @@ def train_model(
         best_epoch, best_miou = 0, -math.inf
         answer_text = "" if answers is None else f" and {int((answers != 0).sum())} binary answers"
         log(
-            f"train: {len(labels)} points{answer_text} on {labelled_images.size}/{len(images)} images, "
-            f"{epochs} epochs, device {device}{' (AMP)' if use_amp else ''}"
+            f"train: {len(labels)} points{answer_text} on {labelled_images.size + answer_only.size}/"
+            f"{len(images)} images, {epochs} epochs, device {device}{' (AMP)' if use_amp else ''}"
         )
         try:
             for epoch in range(1, epochs + 1):
@@ -583,6 +591,10 @@ def train_model(
                 order = _epoch_image_order(
                     labelled_images, int(cfg["batch_size"]), iterations, np.random.default_rng([seed, epoch])
                 )
+                if answer_only.size:  # each batch also takes up to batch_size answer-only images
+                    extra = _epoch_image_order(answer_only, int(cfg["batch_size"]), len(order),
+                                               np.random.default_rng([seed, epoch, 1]))
+                    order = [np.concatenate([main, more]) for main, more in zip(order, extra)]
                 # summed on the device: a float() per step would wait for the GPU every step
                 loss_sum = torch.zeros((), device=device)
                 answer_sum = torch.zeros((), device=device)
