@@ -14,6 +14,10 @@ It also times ``import torch`` alone, the part of a model step's time that is st
 Usage::
 
     python benchmarks/default_run.py [--round 10] [--cores 8] [--keep DIR]
+    python benchmarks/default_run.py --seed 1 --experiments pixel_margin pixel_random
+
+``--seed`` and ``--experiments`` edit the copied config.yaml (``defaults.seed``; the experiments kept), for
+the spread of the default comparison over seeds.
 
 Run it on an otherwise idle machine: concurrent CPU load slows torch's threads many times over.
 """
@@ -45,6 +49,21 @@ def copy_workflow(dest: Path) -> None:
             shutil.copytree(source, dest / name)
         else:
             shutil.copy2(source, dest / name)
+
+
+def edit_config(path: Path, seed: int | None, experiments: list[str] | None) -> None:
+    """Set ``defaults.seed`` and keep only ``experiments`` in the config.yaml at ``path``."""
+    import yaml
+
+    config = yaml.safe_load(path.read_text())
+    if seed is not None:
+        config["defaults"]["seed"] = seed
+    if experiments:
+        unknown = sorted(set(experiments) - set(config["experiments"]))
+        if unknown:
+            sys.exit(f"unknown experiments {unknown}; the default config has {sorted(config['experiments'])}")
+        config["experiments"] = {name: config["experiments"][name] for name in experiments}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def job_timings(results: Path) -> dict[str, list[tuple[float, float]]]:
@@ -84,11 +103,14 @@ def main() -> None:
     parser.add_argument("--round", type=int, default=10)
     parser.add_argument("--cores", type=int, default=8)
     parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it")
+    parser.add_argument("--seed", type=int, help="defaults.seed of the copied config (default: as committed)")
+    parser.add_argument("--experiments", nargs="+", help="run only these experiments of the default config")
     args = parser.parse_args()
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="alseg-default-run-"))
     workdir.mkdir(parents=True, exist_ok=not args.keep)
     copy_workflow(workdir)
+    edit_config(workdir / "config.yaml", args.seed, args.experiments)
     command = ["snakemake", "--cores", str(args.cores), "--config", f"round={args.round}"]
     print(f"running {' '.join(command)} in {workdir}", file=sys.stderr)
     start = time.perf_counter()
@@ -101,7 +123,10 @@ def main() -> None:
     torch_import = import_seconds("torch")
 
     print(f"\nMachine: {machine()}")
-    print(f"Command: `{' '.join(command)}` (round 0..{args.round}, the default config.yaml)\n")
+    edited = " ".join(f"--{k} {v if isinstance(v, int) else ' '.join(v)}"
+                      for k, v in (("seed", args.seed), ("experiments", args.experiments)) if v is not None)
+    print(f"Command: `{' '.join(command)}` (round 0..{args.round}, the default config.yaml"
+          f"{', edited: ' + edited if edited else ''})\n")
     print("| rule | jobs | start-up s (sum) | step s (sum) | step s (mean) |")
     print("|---|---:|---:|---:|---:|")
     for rule, jobs in sorted(by_rule.items(), key=lambda kv: -sum(s + t for s, t in kv[1])):
@@ -124,6 +149,13 @@ def main() -> None:
     for row in rows:
         print(f"| {row['experiment']} | {float(row['labelled_pixels']):.0f} | "
               f"{float(row['miou_round0']):.3f} | {float(row['miou_final']):.3f} |")
+    print("\nTest mIoU per round:\n")
+    print("| experiment | " + " | ".join(str(r) for r in range(args.round + 1)) + " |")
+    print("|---|" + "---:|" * (args.round + 1))
+    for row in rows:
+        with open(workdir / "results" / row["experiment"] / "learning_curve.csv", newline="") as handle:
+            curve = list(csv.DictReader(handle))
+        print(f"| {row['experiment']} | " + " | ".join(f"{float(r['miou']):.3f}" for r in curve) + " |")
     if not args.keep:
         shutil.rmtree(workdir)
 
