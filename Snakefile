@@ -38,7 +38,7 @@ include: "rules/report.smk"
 rule all:
     input:
         expand(f"{RESULTS}/{{exp}}/learning_curve.csv", exp=EXPERIMENTS),
-        expand(f"{RESULTS}/{{exp}}/round_{{r}}/inference.h5", exp=EXPERIMENTS, r=range(LAST_ROUND + 1)),
+        [f"{RESULTS}/{exp}/round_{r}/inference.h5" for exp in EXPERIMENTS for r in experiment_rounds(exp)],
         f"{RESULTS}/comparison.csv",
         f"{RESULTS}/comparison.png",
         superpixel_overlay_targets(),

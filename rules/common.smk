@@ -7,11 +7,19 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from alseg import __version__ as CODE_VERSION
+from alseg.config import experiment_last_round
 from alseg.human import HUMAN_ANSWERS, human_answers_input
 
 RESULTS = CFG["results"]
 EXPERIMENTS = CFG["experiments"]
 LAST_ROUND = CFG["round"]
+
+
+def experiment_rounds(exp):
+    """Rounds 0..last of experiment ``exp``: ``round``, or its own ``last_round`` where smaller."""
+    return range(experiment_last_round(LAST_ROUND, EXPERIMENTS[exp]) + 1)
+
+
 # By default a model job claims all of Snakemake's cores, so model jobs run one at a time (right for
 # big models). `model_threads: k` gives each k threads and lets Snakemake run several side by side:
 # faster for small models on a few cores (BENCHMARKS.md, section 6). Each job uses at most the cores
@@ -69,7 +77,8 @@ def query_settings(wc):
     chosen["acquisition"] = dict(experiment["acquisition"])
     if int(wc.r) == 0:
         chosen["acquisition"] = {"query_void": experiment["acquisition"]["query_void"]}
-    if experiment["unit"] == "binary":  # round 0: the initial set; later: the selection's settings
+    # binary and full: round 0 is the initial set; later rounds depend on the selection's settings
+    if experiment["unit"] in ("binary", "full"):
         chosen["initial"] = experiment["initial"]
         if int(wc.r) > 0:
             chosen["binary"] = experiment["binary"]

@@ -61,6 +61,6 @@ def superpixel_overlay_targets():
     return [
         f"{RESULTS}/{exp}/round_{r}/overlays"
         for exp in SUPERPIXEL_EXPERIMENTS
-        for r in range(LAST_ROUND + 1)
+        for r in experiment_rounds(exp)
         if EXPERIMENTS[exp]["superpixel"]["overlays"] > 0
     ]

@@ -1,3 +1,8 @@
+from alseg.report import COST_AXES
+
+COMPARISON_AXES = [column for column, _ in COST_AXES]
+
+
 localrules:
     learning_curve,
     compare,
@@ -5,7 +10,7 @@ localrules:
 
 rule learning_curve:
     input:
-        lambda wc: [f"{RESULTS}/{wc.exp}/round_{r}/metrics.json" for r in range(LAST_ROUND + 1)],
+        lambda wc: [f"{RESULTS}/{wc.exp}/round_{r}/metrics.json" for r in experiment_rounds(wc.exp)],
     output:
         report(
             f"{RESULTS}/{{exp}}/learning_curve.csv",
@@ -37,8 +42,27 @@ rule compare:
             caption="../workflow/report/comparison_plot.rst",
             category="Comparison",
         ),
+        rounds=report(
+            f"{RESULTS}/comparison_rounds.csv",
+            caption="../workflow/report/comparison_rounds.rst",
+            category="Comparison",
+        ),
+        classes=report(
+            f"{RESULTS}/per_class_iou.csv",
+            caption="../workflow/report/per_class_iou.rst",
+            category="Comparison",
+        ),
+        summary=f"{RESULTS}/comparison.md",
+        axes=report(
+            expand(f"{RESULTS}/comparison_{{axis}}.png", axis=COMPARISON_AXES),
+            caption="../workflow/report/comparison_axis.rst",
+            category="Comparison",
+        ),
     params:
         experiments=CFG["compare"],
+        groups={name: EXPERIMENTS[name]["group"] for name in CFG["compare"]},
+        references=CFG["references"],
+        axes=COMPARISON_AXES,
         # for the caption: the experiments answered by people (their hours are measured)
         people=", ".join(e for e in CFG["compare"] if EXPERIMENTS[e]["oracle"]["kind"] == "human"),
         version=CODE_VERSION,

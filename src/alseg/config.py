@@ -71,6 +71,7 @@ UNIT_STRATEGIES: dict[str, tuple[str, ...]] = {
     "pixel": ("random", "least_confidence", "margin", "entropy"),
     "superpixel": ("random", "uncertainty", "class_balanced"),
     "binary": ("lp", "greedy", "milp", "rr", "ee"),
+    "full": ("dense",),
 }
 
 #: Binary experiments (``unit: binary``; docs/binary_queries.md): the paper's C_max, alpha and lambda;
@@ -97,6 +98,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "budget": 10,
     "initial_budget": None,
     "seed": 0,
+    "last_round": None,
     "model": {"name": "small_unet", "dropout": 0.1, "weights": None},
     "training": TRAINING_DEFAULTS,
     "acquisition": {"top_percent": 5.0, "mc_passes": 0, "query_void": False},
@@ -163,7 +165,10 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
     -------
     dict
         ``round`` (int), ``results`` (str), ``datasets`` (as given), ``experiments`` (name -> merged
-        settings), ``compare`` (experiment names in the comparison).
+        settings; an entry with ``seeds`` becomes one experiment per seed, :func:`expand_seeds`),
+        ``compare`` (experiment names in the comparison; a group name stands for its experiments),
+        ``references`` (group -> the group whose final mIoU is its 100% in the comparison, or None;
+        :func:`references_of`), ``model_threads``.
 
     Raises
     ------
@@ -179,25 +184,40 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
     defaults = deep_merge(BUILTIN_DEFAULTS, config.get("defaults") or {})
     experiment_schema = {**schema["$defs"]["experiment"], "$defs": schema["$defs"]}
     experiments: dict[str, dict[str, Any]] = {}
-    for name, entry in config["experiments"].items():
-        merged = deep_merge(defaults, entry or {})
-        if merged.get("initial_budget") is None:
-            merged["initial_budget"] = merged.get("budget")
-        errors += _schema_errors(merged, experiment_schema, f"experiments/{name}")
-        allowed = UNIT_STRATEGIES.get(str(merged.get("unit")))
-        if allowed is not None and merged.get("strategy") not in allowed:
-            errors.append(f"experiments/{name}/strategy: {merged.get('strategy')!r} is not a strategy of unit "
-                          f"{merged.get('unit')!r} (one of {', '.join(allowed)})")
-        if merged.get("dataset") not in config["datasets"]:
-            errors.append(
-                f"experiments/{name}/dataset: {merged.get('dataset')!r} is not one of the configured "
-                f"datasets {sorted(config['datasets'])}"
-            )
-        experiments[name] = merged
-    compare = list(config.get("compare") or experiments)
-    unknown = [n for n in compare if n not in experiments]
-    if unknown:
-        errors.append(f"config/compare: unknown experiments {unknown}")
+    groups: dict[str, list[str]] = {}
+    for entry_name, entry in config["experiments"].items():
+        for name, merged in expand_seeds(entry_name, deep_merge(defaults, entry or {})):
+            if merged.get("unit") == "full":  # the 100% reference: every pool image's mask, round 0 only
+                merged["strategy"] = (entry or {}).get("strategy", "dense")
+                merged["initial"] = {"kind": "dense", "images": None, "per_image": None}
+                merged["last_round"] = 0
+            if merged.get("initial_budget") is None:
+                merged["initial_budget"] = merged.get("budget")
+            errors += _schema_errors(merged, experiment_schema, f"experiments/{name}")
+            allowed = UNIT_STRATEGIES.get(str(merged.get("unit")))
+            if allowed is not None and merged.get("strategy") not in allowed:
+                errors.append(f"experiments/{name}/strategy: {merged.get('strategy')!r} is not a strategy of unit "
+                              f"{merged.get('unit')!r} (one of {', '.join(allowed)})")
+            if merged.get("unit") == "full" and (merged.get("oracle") or {}).get("kind") == "human":
+                errors.append(f"experiments/{name}/oracle: a fully supervised experiment (unit: full) is "
+                              "answered from the ground-truth masks; use oracle kind simulated")
+            if merged.get("dataset") not in config["datasets"]:
+                errors.append(
+                    f"experiments/{name}/dataset: {merged.get('dataset')!r} is not one of the configured "
+                    f"datasets {sorted(config['datasets'])}"
+                )
+            if name in experiments:
+                errors.append(f"experiments/{entry_name}: its seed copy {name!r} is also an experiment's name")
+            experiments[name] = merged
+            groups.setdefault(str(merged.get("group")), []).append(name)
+    compare: list[str] = []
+    for item in config.get("compare") or experiments:
+        if item not in experiments and item not in groups:
+            errors.append(f"config/compare: unknown experiment or group {item!r}")
+        compare += [n for n in groups.get(item, [item]) if n in experiments and n not in compare]
+    reference = config.get("reference")
+    if reference is not None and reference not in groups:
+        errors.append(f"config/reference: {reference!r} is not an experiment or group")
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     return {
@@ -206,8 +226,47 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
         "datasets": dict(config["datasets"]),
         "experiments": experiments,
         "compare": compare,
+        "references": references_of(experiments, reference),
         "model_threads": config.get("model_threads"),
     }
+
+
+def references_of(experiments: Mapping[str, Mapping[str, Any]], reference: str | None) -> dict[str, str | None]:
+    """Each group's reference: the config's ``reference`` for every group, or else the group of the
+    fully supervised (``unit: full``) experiments with the same dataset, model and training as the group's
+    (None where there is no such group, or more than one)."""
+    def setting(e: Mapping[str, Any]) -> str:
+        return repr([e.get("dataset"), e.get("model"), e.get("training")])
+
+    full: dict[str, set[str]] = {}
+    for e in experiments.values():
+        if e.get("unit") == "full":
+            full.setdefault(setting(e), set()).add(str(e["group"]))
+    references: dict[str, str | None] = {}
+    for e in experiments.values():
+        found = full.get(setting(e), set())
+        references[str(e["group"])] = reference if reference is not None else (
+            next(iter(found)) if len(found) == 1 else None)
+    return references
+
+
+def expand_seeds(name: str, merged: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The experiments of one config entry: itself, or one copy per seed of its ``seeds`` list.
+
+    A copy is named ``<name>_seed<s>`` and has ``seed: s``; every copy has ``group: <name>``, so that
+    the comparison reports their mean and spread. Without ``seeds``, ``group`` defaults to the name.
+    """
+    seeds = merged.pop("seeds", None)
+    merged.setdefault("group", name)
+    if not seeds:
+        return [(name, merged)]
+    return [(f"{name}_seed{seed}", {**copy.deepcopy(merged), "seed": seed}) for seed in seeds]
+
+
+def experiment_last_round(config_round: int, experiment: Mapping[str, Any]) -> int:
+    """The experiment's last round: the config's ``round``, or its own ``last_round`` where smaller."""
+    own = experiment.get("last_round")
+    return config_round if own is None else min(config_round, int(own))
 
 
 def wildcard_pattern(names: list[str]) -> str:

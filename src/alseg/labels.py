@@ -43,6 +43,10 @@ class LabelStore:
     answered for that query (-1: skipped, asked and paid but no label) and its ``superpixel_pixels``
     (pixel count). The labelled pixels are the pixels of answered base superpixels; they are derived
     from the superpixel maps when needed (:mod:`alseg.steps_superpixel`).
+
+    Whole images labelled by their ground-truth mask (the fully supervised reference,
+    :mod:`alseg.steps_full`): ``dense_image`` (int32), ``dense_round`` and ``dense_pixels`` (int64, the
+    mask's non-ignore pixels); their pixels come from the dataset's masks when training.
     """
 
     pixel_image: np.ndarray = field(default_factory=lambda: _empty(np.int32))
@@ -65,12 +69,16 @@ class LabelStore:
     superpixel_class: np.ndarray = field(default_factory=lambda: _empty(np.int16))
     superpixel_pixels: np.ndarray = field(default_factory=lambda: _empty(np.int32))
     round_cost_source: np.ndarray = field(default_factory=lambda: _empty(np.int8))
+    dense_image: np.ndarray = field(default_factory=lambda: _empty(np.int32))
+    dense_round: np.ndarray = field(default_factory=lambda: _empty(np.int16))
+    dense_pixels: np.ndarray = field(default_factory=lambda: _empty(np.int64))
 
     @property
     def labelled_pixels(self) -> int:
-        """Number of pixels with a class label (pixel answers and pixels of answered superpixels)."""
+        """Number of pixels with a class label (pixel answers, answered superpixels, dense images)."""
         answered = self.superpixel_class >= 0
-        return int(self.pixel_image.size) + int(self.superpixel_pixels[answered].sum(dtype=np.int64))
+        return (int(self.pixel_image.size) + int(self.superpixel_pixels[answered].sum(dtype=np.int64))
+                + int(self.dense_pixels.sum(dtype=np.int64)))
 
     @property
     def clicks(self) -> float:
@@ -108,7 +116,7 @@ class LabelStore:
 #: Arrays added after the first store format: a store written before them reads as having none.
 _OPTIONAL_ARRAYS = frozenset(
     {"superpixel_id", "superpixel_round", "superpixel_query", "superpixel_class", "superpixel_pixels",
-     "round_cost_source"}
+     "round_cost_source", "dense_image", "dense_round", "dense_pixels"}
 )
 
 #: ``round_cost_source`` codes (index = code): how a round's annotation seconds were obtained.

@@ -23,7 +23,10 @@ QUERY_COLUMNS = [
     "score", "rank", "strategy", "seed", "model", "image_index", "pixels",
 ]
 ANSWER_COLUMNS = ["query_id", "answer", "source", "annotator", "seconds", "clicks"]
-UNITS = ("pixel", "superpixel", "binary")
+#: ``image``: one whole image's mask (the fully supervised reference, :mod:`alseg.steps_full`)
+UNITS = ("pixel", "superpixel", "binary", "image")
+#: The answer of an ``image`` query: its ground-truth mask was drawn
+MASK = "mask"
 SOURCES = ("oracle", "human")
 
 Table = dict[str, np.ndarray]
@@ -227,6 +230,8 @@ def _answer_problem(answer: str, unit: str, num_classes: int, class_range: str) 
             return None
         hint = " (a class id answers pixel and superpixel queries, not binary ones)" if is_class else ""
         return f"answer {answer!r} is not yes, no or skip{hint}"
+    if unit == "image":
+        return None if answer == MASK else f"answer {answer!r} is not {MASK} or skip (a whole-image query)"
     if is_class and int(answer) < num_classes:
         return None
     if is_class:

@@ -5,12 +5,19 @@ different query units are comparable against labelled pixels, clicks and annotat
 are measured where people answered with the seconds they took, estimated from the configured cost per
 query otherwise; ``cost_source`` says which (``measured``, ``estimated`` or ``mixed``), and so does the
 hours axis of the comparison plot.
+
+Experiments of one *group* (the seed copies of a config entry with ``seeds``) are summarised together:
+the per-round table and the per-axis figures give their mean and spread. A group's *reference* (by
+default the fully supervised ``unit: full`` experiment of the same model and schedule,
+:func:`alseg.config.references_of`) is its 100% in the per-round table; references are dashed lines in
+the figures, not curves (their one round costs the whole pool and would squeeze every other curve).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -116,25 +123,206 @@ def comparison_rows(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[d
     return sorted(rows, key=lambda r: -(r["miou_final"] or 0.0))
 
 
-def plot_comparison(curves: Mapping[str, Sequence[Mapping[str, Any]]], out: str | os.PathLike[str]) -> None:
-    """Test mIoU against labelled pixels, clicks and hours, one line per experiment (PNG)."""
+def group_curves(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], groups: Mapping[str, str] | None = None
+) -> dict[str, list[Sequence[Mapping[str, Any]]]]:
+    """The curves of each group, in the order the groups first appear (an experiment without a group is
+    its own)."""
+    grouped: dict[str, list[Sequence[Mapping[str, Any]]]] = {}
+    for name, curve in curves.items():
+        grouped.setdefault((groups or {}).get(name, name), []).append(curve)
+    return grouped
+
+
+def _spread(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def final_miou(members: Sequence[Sequence[Mapping[str, Any]]]) -> float | None:
+    """Mean final-round test mIoU of a group's curves (None for no curves)."""
+    finals = [float(curve[-1]["miou"]) for curve in members]
+    return _spread(finals)[0] if finals else None
+
+
+def round_table(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]],
+    groups: Mapping[str, str] | None = None,
+    references: Mapping[str, str | None] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per group and round: mean cost, mean and spread of test mIoU over the group's seeds, and
+    the mean as a percentage of the final mIoU of the group's reference (``references``: group ->
+    reference group).
+
+    A round is summarised over the experiments that reached it (``seeds`` says how many). Columns:
+    ``group, round, seeds, labelled_pixels, clicks, hours, miou_mean, miou_std, miou_min, miou_max,
+    reference, percent_of_reference`` (both empty where the group has no reference among ``curves``).
+    """
+    grouped = group_curves(curves, groups)
+    rows = []
+    for group, members in grouped.items():
+        reference = (references or {}).get(group)
+        ref = final_miou(grouped.get(reference, [])) if reference else None
+        for r in range(max(len(curve) for curve in members)):
+            at = [curve[r] for curve in members if len(curve) > r]
+            miou = [float(row["miou"]) for row in at]
+            mean, std = _spread(miou)
+            rows.append({
+                "group": group,
+                "round": r,
+                "seeds": len(at),
+                **{key: _spread([float(row[key]) for row in at])[0] for key in ("labelled_pixels", "clicks", "hours")},
+                "miou_mean": mean,
+                "miou_std": std,
+                "miou_min": min(miou),
+                "miou_max": max(miou),
+                "reference": reference if ref else None,
+                "percent_of_reference": None if not ref else 100 * mean / ref,
+            })
+    return rows
+
+
+def per_class_table(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], groups: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Per-class test IoU at each group's final round, the mean over its seeds: ``group, round, seeds,
+    miou`` then one ``iou_<class>`` column per class of the learning curves."""
+    rows = []
+    for group, members in group_curves(curves, groups).items():
+        last = max(len(curve) for curve in members) - 1
+        finals = [curve[last] for curve in members if len(curve) > last]
+        classes = [key for key in finals[0] if key.startswith("iou_")]
+        rows.append({
+            "group": group,
+            "round": last,
+            "seeds": len(finals),
+            "miou": _spread([float(row["miou"]) for row in finals])[0],
+            **{key: _spread([float(row[key]) for row in finals if row.get(key) is not None] or [math.nan])[0]
+               for key in classes},
+        })
+    return rows
+
+
+def markdown_summary(round_rows: Sequence[Mapping[str, Any]], class_rows: Sequence[Mapping[str, Any]]) -> str:
+    """The per-round and per-class tables as Markdown (mIoU in %, mean ± std where seeds > 1)."""
+
+    def miou(row: Mapping[str, Any]) -> str:
+        text = f"{100 * row['miou_mean']:.1f}"
+        return text + (f" ± {100 * row['miou_std']:.1f}" if row["seeds"] > 1 else "")
+
+    rounds = sorted({int(row["round"]) for row in round_rows})
+    has_reference = any(row.get("reference") for row in round_rows)
+    lines = ["Test mIoU (%) per round" + ("; in brackets, % of the final mIoU of the group's fully supervised "
+                                          "reference (column reference)" if has_reference else "")
+             + "; mean ± std over seeds where more than one ran:", "",
+             "| group | seeds | reference | " + " | ".join(f"round {r}" for r in rounds) + " |",
+             "|---|---:|---|" + "---:|" * len(rounds)]
+    for group in dict.fromkeys(row["group"] for row in round_rows):
+        by_round = {int(row["round"]): row for row in round_rows if row["group"] == group}
+        cells = []
+        for r in rounds:
+            row = by_round.get(r)
+            if row is None:
+                cells.append("")
+                continue
+            percent = row.get("percent_of_reference")
+            cells.append(miou(row) + (f" ({percent:.0f}%)" if percent is not None else ""))
+        seeds = max(row["seeds"] for row in by_round.values())
+        reference = by_round[min(by_round)].get("reference") or ""
+        lines.append(f"| {group} | {seeds} | {reference} | " + " | ".join(cells) + " |")
+    lines += ["", "Cost at the final round (mean over seeds):", "", "| group | round | labelled pixels | clicks | hours |",
+              "|---|---:|---:|---:|---:|"]
+    for group in dict.fromkeys(row["group"] for row in round_rows):
+        last = [row for row in round_rows if row["group"] == group][-1]
+        lines.append(f"| {group} | {last['round']} | {last['labelled_pixels']:.0f} | {last['clicks']:.0f} | "
+                     f"{last['hours']:.2f} |")
+    if class_rows:
+        classes = [key for key in class_rows[0] if key.startswith("iou_")]
+        lines += ["", "Per-class test IoU (%) at the final round (mean over seeds):", "",
+                  "| group | round | mIoU | " + " | ".join(c[4:] for c in classes) + " |",
+                  "|---|---:|---:|" + "---:|" * len(classes)]
+        for row in class_rows:
+            lines.append(f"| {row['group']} | {row['round']} | {100 * row['miou']:.1f} | "
+                         + " | ".join(f"{100 * row[c]:.1f}" for c in classes) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _draw_axis(ax: Any, rows: Sequence[Mapping[str, Any]], column: str) -> None:
+    """Draw :func:`round_table` ``rows`` against cost ``column`` on ``ax``: one line per group (mean, with a
+    lowest-to-highest band over seeds), each reference as a dashed horizontal line."""
+    references = {row["reference"] for row in rows if row.get("reference")}
+    styles = iter(["--", ":", "-."] * len(rows))
+    for group in dict.fromkeys(row["group"] for row in rows):
+        mine = [row for row in rows if row["group"] == group]
+        if group in references:
+            ax.axhline(100 * mine[-1]["miou_mean"], color="black", linestyle=next(styles), linewidth=1,
+                       label=f"{group} (100%)")
+            continue
+        xs = [row[column] for row in mine]
+        seeds = max(row["seeds"] for row in mine)
+        (line,) = ax.plot(xs, [100 * row["miou_mean"] for row in mine], marker="o", markersize=3,
+                          label=group + (f" ({seeds} seeds)" if seeds > 1 else ""))
+        if seeds > 1:
+            ax.fill_between(xs, [100 * row["miou_min"] for row in mine], [100 * row["miou_max"] for row in mine],
+                            color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.grid(alpha=0.3)
+
+
+def _save(fig: Any, out: str | os.PathLike[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(Path(out)) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def _figure(panels: int) -> tuple[Any, list[Any]]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(COST_AXES), figsize=(5 * len(COST_AXES), 4), sharey=True)
+    fig, axes = plt.subplots(1, panels, figsize=(7, 4.5) if panels == 1 else (5 * panels, 4), sharey=True,
+                             squeeze=False)
+    return fig, list(axes[0])
+
+
+def plot_axis(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]],
+    column: str,
+    out: str | os.PathLike[str],
+    groups: Mapping[str, str] | None = None,
+    references: Mapping[str, str | None] | None = None,
+) -> None:
+    """Test mIoU against one cost ``column`` (a column of :data:`COST_AXES`), one line per group (PNG).
+
+    A group of several seeds is drawn as its mean with a band from its lowest to its highest seed; each
+    reference group (``references``: group -> reference) as a dashed horizontal line at its final mIoU.
+    """
+    fig, (ax,) = _figure(1)
+    _draw_axis(ax, round_table(curves, groups, references), column)
+    ax.set_xlabel(hours_label(curves) if column == "hours" else dict(COST_AXES)[column])
+    ax.set_ylabel("test mIoU (%)")
+    ax.legend(fontsize=7, loc="lower right")
+    _save(fig, out)
+
+
+def plot_comparison(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]],
+    out: str | os.PathLike[str],
+    groups: Mapping[str, str] | None = None,
+    references: Mapping[str, str | None] | None = None,
+) -> None:
+    """Test mIoU against labelled pixels, clicks and hours side by side, one line per group (PNG)."""
+    rows = round_table(curves, groups, references)
+    fig, axes = _figure(len(COST_AXES))
     for ax, (column, label) in zip(axes, COST_AXES):
-        for name, curve in curves.items():
-            xs = [r[column] for r in curve]
-            ys = [100 * r["miou"] for r in curve]
-            ax.plot(xs, ys, marker="o", markersize=3, label=name)
+        _draw_axis(ax, rows, column)
         ax.set_xlabel(hours_label(curves) if column == "hours" else label)
-        ax.grid(alpha=0.3)
     axes[0].set_ylabel("test mIoU (%)")
     axes[-1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(out)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    _save(fig, out)

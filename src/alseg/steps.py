@@ -66,6 +66,10 @@ def select_queries(
         from alseg import steps_binary
 
         return steps_binary.select_queries(dataset, experiment, round_index, out, labels, inference)
+    if experiment.get("unit") == "full":
+        from alseg import steps_full
+
+        return steps_full.select_queries(dataset, experiment, round_index, out)
     info = dataset_info(dataset)
     pool = load_split(dataset, "train")
     store = load_labels(labels) if labels is not None else LabelStore()
@@ -160,11 +164,15 @@ def answer_queries(
         )
     from alseg import steps_binary
 
-    if steps_binary.is_binary_table(read_queries(queries)):  # binary questions or a dense initial set
+    table = read_queries(queries)
+    if (table["unit"] == "image").any():  # whole images: the fully supervised reference
+        from alseg import steps_full
+
+        return steps_full.answer_queries(dataset, queries, experiment, out)
+    if steps_binary.is_binary_table(table):  # binary questions or a dense initial set
         return steps_binary.answer_queries(dataset, queries, experiment, round_index, out)
     info = dataset_info(dataset)
     pool = load_split(dataset, "train")
-    table = read_queries(queries)
     rng = step_rng(experiment["seed"], round_index, "oracle")
     answers, flipped = answer_pixels(
         pool.masks,
@@ -268,10 +276,14 @@ def update_labels_by_unit(
                                                          previous)
     from alseg import steps_binary
 
-    if steps_binary.is_binary_table(read_queries(queries)):
+    table = read_queries(queries)
+    if (table["unit"] == "image").any():
+        from alseg import steps_full
+
+        return steps_full.update_labels(dataset, queries, answers, round_index, out, previous)
+    if steps_binary.is_binary_table(table):
         return steps_binary.update_labels(dataset, queries, answers, round_index, out, previous)
     info = dataset_info(dataset)
-    table = read_queries(queries)
     answer_table = read_answers(answers, table, list(info.classes))
     store = load_labels(previous) if previous is not None else LabelStore()
     answer = answer_table["answer"]
@@ -323,6 +335,14 @@ def train(
     points = PointLabels(
         image=store.pixel_image, y=store.pixel_y, x=store.pixel_x, cls=store.pixel_class
     )
+    if store.dense_image.size:  # whole images labelled by their mask (the fully supervised reference)
+        dense = PointLabels.from_masks(pool.masks[store.dense_image], info.ignore_index)
+        points = PointLabels(
+            image=np.concatenate([points.image, store.dense_image[dense.image]]),
+            y=np.concatenate([points.y, dense.y]),
+            x=np.concatenate([points.x, dense.x]),
+            cls=np.concatenate([points.cls, dense.cls]),
+        )
     extra_log: dict[str, Any] = {}
     if experiment.get("unit") == "superpixel":
         from alseg.steps_superpixel import superpixel_training_points

@@ -272,6 +272,10 @@ class AnnotationSession:
             if unit not in UNITS:
                 problems.append(f"{at}: unit {unit!r} is not one of {', '.join(UNITS)}")
                 continue
+            if unit == "image":
+                problems.append(f"{at}: whole-image queries (the fully supervised reference) are answered from "
+                                "the ground-truth masks, not on this page")
+                continue
             if not 0 <= image < self.pool.count:
                 problems.append(f"{at}: image_index {image} is not in the pool (0..{self.pool.count - 1})")
             if unit == "pixel" and not (0 <= q["y"][index] < height and 0 <= q["x"][index] < width):

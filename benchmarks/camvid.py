@@ -1,0 +1,287 @@
+"""CamVid benchmark: every strategy on one cost axis against the fully supervised model, through the workflow.
+
+The experiments are in ``benchmarks/configs/camvid_<protocol>.yaml``; this script fills in the CamVid
+folder, runs the project's Snakefile on that config (no second pipeline: the learning curves, figures and
+tables are the workflow's own report step), then writes ``benchmarks/results/camvid_<protocol>.md``: the
+command, the machine, the wall time, the workflow's tables and figures, and the papers' claims checked
+against the numbers.
+
+Usage::
+
+    python benchmarks/camvid.py --protocol cpu                                    # every experiment
+    python benchmarks/camvid.py --protocol cpu --experiments pixel_margin pixel_random   # core comparison
+    python benchmarks/camvid.py --protocol gpu --gpu-jobs 3                       # on a GPU machine
+
+``--experiments`` runs the named entries of the config (the reference ``fully_supervised`` entries are
+always added); results are cached in the work folder, so a later invocation with more experiments or a
+later ``--round`` only runs what is missing. The summary covers the experiments of the invocation. ``--seeds 0 1 2`` runs every
+experiment once per seed and reports the mean and spread. CamVid comes from ``--camvid``, else
+``$ALSEG_CAMVID``, else ``../shared/data/camvid`` next to the repository (SegNet layout).
+
+Protocols:
+
+- ``cpu``: 90 x 120 images, a small U-Net, 30 epochs of 20 batches of 8 per round; rounds 0..5 (the
+  pixel margin and random experiments to round 9, 100 px per image).
+- ``gpu``: the papers' 360 x 480 images, DeepLabV3+ MobileNetV2 and FPN-ResNet50 (experiment names
+  ``mnv2_*`` and ``r50_*``), PixelPick's official schedule (50 epochs, Adam 5e-4 / 5e-5, milestones 20
+  and 40, batch 4, scale / crop / flip / colour augmentation), 10 px per image per round to 100.
+  ``--gpu-jobs k`` lets Snakemake run k trainings on the GPU at once (each train job holds ``gpu=1``);
+  measure which k is fastest with ``benchmarks/gpu_concurrency.py`` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from default_run import job_timings, machine  # noqa: E402
+
+from alseg.config import resolve_config  # noqa: E402
+from alseg.report import COST_AXES, read_rows, round_table  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+RARE_CLASSES = ["Pole", "SignSymbol", "Pedestrian", "Bicyclist"]
+REFERENCE = "fully_supervised"
+
+
+def benchmark_config(protocol: str, camvid: Path, experiments: list[str] | None, seeds: list[int] | None,
+                     last_round: int | None) -> dict[str, Any]:
+    """The protocol's config with the CamVid folder, the chosen experiments (plus references) and seeds."""
+    config = yaml.safe_load((REPO / "benchmarks" / "configs" / f"camvid_{protocol}.yaml").read_text())
+    config["datasets"]["camvid"]["root"] = str(camvid.resolve())
+    if experiments:
+        unknown = sorted(set(experiments) - set(config["experiments"]))
+        if unknown:
+            sys.exit(f"unknown experiments {unknown}; camvid_{protocol}.yaml has {sorted(config['experiments'])}")
+        keep = [n for n in config["experiments"] if n in experiments or n.endswith(REFERENCE)]
+        config["experiments"] = {n: config["experiments"][n] for n in keep}
+    if seeds:
+        config["defaults"]["seeds"] = seeds
+    if last_round is not None:
+        config["round"] = last_round
+    return config
+
+
+def run_workflow(out: Path, cores: int, gpu_jobs: int) -> float:
+    """Run the Snakefile on ``out/config.yaml`` in ``out``; print its progress lines; return wall seconds."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(out),
+           "--configfile", str(out / "config.yaml"), "--profile", str(REPO / "workflow" / "profiles" / "default"),
+           "--cores", str(cores), "--resources", f"gpu={gpu_jobs}"]
+    print("running " + " ".join(cmd), flush=True)
+    started = time.perf_counter()
+    with open(out / "snakemake.log", "a", encoding="utf-8") as log:
+        process = subprocess.Popen(cmd, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            if "steps (" in line or "Error" in line:
+                print(f"[{(time.perf_counter() - started) / 60:5.1f} min] {line.strip()}", flush=True)
+        code = process.wait()
+    if code != 0:
+        sys.exit(f"snakemake failed ({code}); see {out / 'snakemake.log'}")
+    return time.perf_counter() - started
+
+
+def curves_by_group(results: Path, cfg: dict[str, Any]) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """Learning curves of every configured experiment that has one, and each experiment's group."""
+    curves, groups = {}, {}
+    for name, experiment in cfg["experiments"].items():
+        path = results / name / "learning_curve.csv"
+        if path.is_file():
+            curves[name] = read_rows(path)
+            groups[name] = experiment["group"]
+    return curves, groups
+
+
+def label_noise(results: Path, names: list[str]) -> dict[int, list[tuple[float, float]]]:
+    """Per round, (noise of the training labels, noise before sieving) of each experiment's train log."""
+    noise: dict[int, list[tuple[float, float]]] = {}
+    for name in names:
+        for log in sorted((results / name).glob("round_*/train_log.json")):
+            record = json.loads(log.read_text()).get("superpixel")
+            if record:
+                r = int(log.parent.name.split("_")[1])
+                noise.setdefault(r, []).append((record["label_noise"], record["label_noise_before_sieve"]))
+    return noise
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+class Claims:
+    """The papers' claims, each checked against one model family's groups (names ``<prefix><group>``)."""
+
+    def __init__(self, rows: list[dict], classes: dict[str, dict], results: Path, cfg: dict, prefix: str) -> None:
+        self.rows, self.classes, self.results, self.cfg, self.prefix = rows, classes, results, cfg, prefix
+
+    def curve(self, group: str) -> list[dict]:
+        return [r for r in self.rows if r["group"] == self.prefix + group]
+
+    def members(self, group: str) -> list[str]:
+        return [n for n, e in self.cfg["experiments"].items() if e["group"] == self.prefix + group]
+
+    def margin_beats_random(self) -> str:
+        margin, random = self.curve("pixel_margin"), self.curve("pixel_random")
+        if not margin or not random:
+            return "not yet run"
+        pairs = [(m, r) for m, r in zip(margin, random) if m["round"] > 0]
+        wins = [m["miou_mean"] > r["miou_mean"] for m, r in pairs]
+        verdict = "holds" if all(wins) else ("does not hold here" if wins else "not yet run")
+        detail = ", ".join(f"round {m['round']}: {_pct(m['miou_mean'])} vs {_pct(r['miou_mean'])}" for m, r in pairs)
+        return f"**{verdict}** (margin ahead in {sum(wins)} of {len(wins)} rounds after round 0; {detail})"
+
+    def percent_of_full(self) -> str:
+        margin, full = self.curve("pixel_margin"), self.curve(REFERENCE)
+        if not margin or not full:
+            return "not yet run"
+        at_100 = [r for r in margin if r["round"] == 9]
+        last = at_100[0] if at_100 else margin[-1]
+        pixels_per_image = 10 * (last["round"] + 1)
+        ratio = last["miou_mean"] / full[-1]["miou_mean"]
+        verdict = ("holds" if ratio >= 0.94 else "does not hold here") if at_100 else "not yet run at 100 px"
+        return (f"**{verdict}**: margin at {pixels_per_image} px per image {_pct(last['miou_mean'])} mIoU, fully "
+                f"supervised {_pct(full[-1]['miou_mean'])}: {100 * ratio:.0f}% (paper: 96%, with ImageNet weights)")
+
+    def sieving(self) -> str:
+        plain, sieved = self.curve("sp_class_balanced"), self.curve("sp_s")
+        if not plain or not sieved:
+            return "not yet run"
+        noise = label_noise(self.results, self.members("sp_s"))
+        later = [r for r in sorted(noise) if r > 0]
+        lowered = [sum(n for n, _ in noise[r]) < sum(b for _, b in noise[r]) for r in later]
+        gains = [s["miou_mean"] - p["miou_mean"] for p, s in zip(plain, sieved) if s["round"] > 0]
+        noise_text = ", ".join(
+            f"round {r}: {100 * sum(b for _, b in noise[r]) / len(noise[r]):.1f}% -> "
+            f"{100 * sum(n for n, _ in noise[r]) / len(noise[r]):.1f}%" for r in later)
+        lowers = "holds" if lowered and all(lowered) else "does not hold here"
+        raises = "holds" if gains and all(g > 0 for g in gains) else "does not hold here"
+        return (f"lowers label noise: **{lowers}** ({noise_text}); raises mIoU: **{raises}** (SP+S minus SP, "
+                f"class-balanced, per round: {', '.join(f'{100 * g:+.1f}' for g in gains)} points)")
+
+    def class_balance(self) -> str:
+        balanced, control = self.classes.get(self.prefix + "sp_class_balanced"), self.classes.get(
+            self.prefix + "sp_uncertainty")
+        if not balanced or not control:
+            return "not yet run"
+        cells = [(c, balanced.get(f"iou_{c}"), control.get(f"iou_{c}")) for c in RARE_CLASSES]
+        better = [b > u for _, b, u in cells if b is not None and u is not None]
+        verdict = "holds" if better and all(better) else ("partly holds" if any(better) else "does not hold here")
+        detail = ", ".join(f"{c} {_pct(b)} vs {_pct(u)}" for c, b, u in cells)
+        return (f"**{verdict}** at the final round, class-balanced vs uncertainty-only superpixels, per-class IoU: "
+                f"{detail}")
+
+    def binary_hours(self) -> str:
+        binary, region = self.curve("binary_greedy"), self.curve("sp_class_balanced")
+        if not binary or not region:
+            return "not yet run"
+        target = min(max(r["miou_mean"] for r in binary), max(r["miou_mean"] for r in region))
+        hours = {name: next(r["hours"] for r in curve if r["miou_mean"] >= target)
+                 for name, curve in (("binary", binary), ("region", region))}
+        verdict = "holds" if hours["binary"] < hours["region"] else "does not hold here"
+        return (f"**{verdict}**: the highest mIoU both reach is {_pct(target)}; binary (greedy) gets there after "
+                f"{hours['binary']:.2f} estimated hours, class-balanced superpixel regions after "
+                f"{hours['region']:.2f} h (including each one's round 0)")
+
+    def lines(self) -> list[str]:
+        return [
+            f"- Margin beats random in every round (PixelPick): {self.margin_beats_random()}",
+            f"- About 96% of fully supervised at 100 px per image (PixelPick): {self.percent_of_full()}",
+            f"- Sieving lowers label noise and raises mIoU (Adaptive Superpixel): {self.sieving()}",
+            f"- Class balance helps rare classes ({', '.join(RARE_CLASSES)}): {self.class_balance()}",
+            f"- Binary queries reach a given mIoU in fewer estimated hours than region labels: {self.binary_hours()}",
+        ]
+
+
+def summary(out: Path, protocol: str, cfg: dict, wall: float, command: str, figures: Path) -> str:
+    results = out / "results"
+    curves, groups = curves_by_group(results, cfg)
+    rows = round_table(curves, groups, cfg["references"])
+    classes = {row["group"]: row for row in read_rows(results / "per_class_iou.csv")} if (
+        results / "per_class_iou.csv").is_file() else {}
+    timings = job_timings(results)
+    train_seconds = sum(step for _, step in timings.get("train", []))
+    camvid = cfg["datasets"]["camvid"]
+    first = next(iter(cfg["experiments"].values()))
+    lines = [
+        f"# CamVid benchmark, {protocol.upper()} protocol",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {machine()}.",
+        f"Wall time of this invocation: {wall / 60:.1f} min "
+        f"(cached results are not rerun); train jobs' step time summed over all results: "
+        f"{train_seconds / 60:.1f} min over {len(timings.get('train', []))} jobs.",
+        "",
+        f"Setting: CamVid (SegNet layout, 11 classes, void ignored), resized to {camvid.get('resize')}; pool = "
+        "train (367 images), checkpoint chosen on val (101), reported on test (233). Model "
+        f"{first['model']['name']} ({', '.join(f'{k} {v}' for k, v in first['model'].items() if k != 'name')}), "
+        "random init, re-initialised each round; training "
+        f"{first['training']['epochs']} epochs x {first['training']['iterations_per_epoch'] or 'one pass'} "
+        f"batches of {first['training']['batch_size']}. Config: `benchmarks/configs/camvid_{protocol}.yaml`.",
+        "",
+        "## Results (the workflow's report step: `results/comparison.md`)",
+        "",
+        (results / "comparison.md").read_text() if (results / "comparison.md").is_file() else "(not yet run)",
+        "",
+        *[f"![test mIoU against {label}](camvid_{protocol}/comparison_{column}.png)" for column, label in COST_AXES],
+        "",
+        "## The papers' claims",
+        "",
+    ]
+    prefixes = sorted({g[: -len(REFERENCE)] for g in groups.values() if g.endswith(REFERENCE)}) or [""]
+    for prefix in prefixes:
+        if prefix:
+            lines += [f"### {prefix.rstrip('_')}", ""]
+        lines += Claims(rows, classes, results, cfg, prefix).lines() + [""]
+    for column, _ in COST_AXES:
+        source = results / f"comparison_{column}.png"
+        if source.is_file():
+            figures.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, figures / source.name)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--protocol", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--experiments", nargs="+", help="config entries to run (default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="run every experiment once per seed")
+    parser.add_argument("--round", type=int, help="override the config's last round")
+    default_camvid = Path(os.environ.get("ALSEG_CAMVID", REPO.parent / "shared" / "data" / "camvid"))
+    parser.add_argument("--camvid", type=Path, default=default_camvid)
+    parser.add_argument("--out", type=Path, help="work folder (default benchmarks/out/camvid_<protocol>)")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--gpu-jobs", type=int, help="train jobs at once (default: 1 on the gpu protocol, "
+                        "--cores on the cpu protocol, whose jobs take one thread each)")
+    args = parser.parse_args()
+    if not (args.camvid / "trainannot").is_dir():
+        sys.exit(f"CamVid not found at {args.camvid} (SegNet layout: train/, trainannot/, ...); use --camvid or "
+                 "ALSEG_CAMVID")
+    out = args.out or REPO / "benchmarks" / "out" / f"camvid_{args.protocol}"
+    out.mkdir(parents=True, exist_ok=True)
+    config = benchmark_config(args.protocol, args.camvid, args.experiments, args.seeds, args.round)
+    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    gpu_jobs = args.gpu_jobs or (1 if args.protocol == "gpu" else args.cores)
+    wall = run_workflow(out, args.cores, gpu_jobs)
+    command = " ".join(["python benchmarks/camvid.py", *sys.argv[1:]])
+    text = summary(out, args.protocol, resolve_config(config), wall, command,
+                   REPO / "benchmarks" / "results" / f"camvid_{args.protocol}")
+    target = REPO / "benchmarks" / "results" / f"camvid_{args.protocol}.md"
+    target.write_text(text)
+    print(text)
+    print(f"-> {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Benchmark comparisons: seed groups, the fully supervised reference (unit: full) and the report tables."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO
+
+from alseg import steps
+from alseg.config import ConfigError, experiment_last_round, resolve_config
+from alseg.data import dataset_info, load_split
+from alseg.data.prepared import prepare_dataset
+from alseg.labels import load_labels
+from alseg.queries import read_queries
+from alseg.report import markdown_summary, per_class_table, plot_axis, read_rows, round_table
+
+TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+
+
+def config_with(experiments: dict, **top) -> dict:
+    config = copy.deepcopy(TINY)
+    config["experiments"] = experiments
+    config.update(top)
+    return config
+
+
+def test_seeds_make_one_experiment_per_seed_in_one_group():
+    cfg = resolve_config(config_with({"margin": {"strategy": "margin", "seeds": [3, 1]}, "random": {}}))
+    assert list(cfg["experiments"]) == ["margin_seed3", "margin_seed1", "random"]
+    assert [cfg["experiments"][n]["seed"] for n in ("margin_seed3", "margin_seed1")] == [3, 1]
+    assert {cfg["experiments"][n]["group"] for n in ("margin_seed3", "margin_seed1")} == {"margin"}
+    assert cfg["experiments"]["random"]["group"] == "random"
+    assert "seeds" not in cfg["experiments"]["margin_seed1"]
+
+
+def test_seeds_in_defaults_replicate_every_experiment_and_compare_takes_group_names():
+    cfg = resolve_config(config_with({"margin": {}, "random": {"strategy": "random"}},
+                                     defaults={**TINY["defaults"], "seeds": [0, 1]}, compare=["random"]))
+    assert sorted(cfg["experiments"]) == ["margin_seed0", "margin_seed1", "random_seed0", "random_seed1"]
+    assert cfg["compare"] == ["random_seed0", "random_seed1"]
+
+
+@pytest.mark.parametrize(
+    ("experiments", "top", "message"),
+    [
+        ({"m": {"seeds": [1, 1]}}, {}, "non-unique"),
+        ({"m": {"seeds": "0"}}, {}, "not of type 'array'"),
+        ({"m": {"seeds": [0]}, "m_seed0": {}}, {}, "also an experiment's name"),
+        ({"m": {}}, {"reference": "nope"}, "config/reference: 'nope'"),
+        ({"m": {}}, {"compare": ["nope"]}, "unknown experiment or group 'nope'"),
+        ({"f": {"unit": "full", "oracle": {"kind": "human"}}}, {}, "answered from the ground-truth masks"),
+        ({"f": {"unit": "full", "strategy": "margin"}}, {}, "not a strategy of unit 'full'"),
+    ],
+)
+def test_bad_groups_references_and_full_experiments_are_rejected(experiments, top, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(config_with(experiments, **top))
+
+
+def test_full_experiment_stops_at_round_zero_and_is_the_reference_of_its_model():
+    wide = {"name": "small_unet", "width": 12}
+    cfg = resolve_config(config_with({"full": {"unit": "full"}, "margin": {}, "full_wide": {"unit": "full", "model": wide},
+                                      "margin_wide": {"model": wide}, "other": {"training": {"epochs": 3}}}, round=4))
+    full = cfg["experiments"]["full"]
+    assert full["strategy"] == "dense" and full["initial"]["kind"] == "dense" and full["initial"]["images"] is None
+    assert experiment_last_round(cfg["round"], full) == 0
+    assert experiment_last_round(cfg["round"], cfg["experiments"]["margin"]) == 4
+    assert experiment_last_round(4, {"last_round": 2}) == 2 and experiment_last_round(1, {"last_round": 2}) == 1
+    assert cfg["references"] == {"full": "full", "margin": "full", "full_wide": "full_wide",
+                                 "margin_wide": "full_wide", "other": None}
+    named = resolve_config(config_with({"full": {"unit": "full"}, "margin": {}}, reference="margin"))
+    assert named["references"] == {"full": "margin", "margin": "margin"}
+
+
+def curve(name: str, mious: list[float], pixels: int = 100, per_class: tuple[float, float] = (0.5, 0.5)) -> list[dict]:
+    return [{"experiment": name, "round": float(r), "labelled_pixels": float(pixels * (r + 1)),
+             "clicks": float(pixels * (r + 1)), "hours": pixels * (r + 1) / 3600, "miou": m,
+             "iou_road": per_class[0], "iou_pole": per_class[1]} for r, m in enumerate(mious)]
+
+
+def test_round_table_gives_mean_spread_and_percent_of_the_reference():
+    curves = {"m_seed0": curve("m_seed0", [0.2, 0.4]), "m_seed1": curve("m_seed1", [0.4, 0.6]),
+              "full": curve("full", [0.8], pixels=10_000)}
+    groups = {"m_seed0": "m", "m_seed1": "m", "full": "full"}
+    rows = round_table(curves, groups, {"m": "full", "full": "full"})
+    m1 = next(r for r in rows if r["group"] == "m" and r["round"] == 1)
+    assert m1["seeds"] == 2 and m1["miou_mean"] == pytest.approx(0.5)
+    assert m1["miou_std"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
+    assert (m1["miou_min"], m1["miou_max"]) == (0.4, 0.6)
+    assert m1["percent_of_reference"] == pytest.approx(62.5) and m1["reference"] == "full"
+    assert next(r for r in rows if r["group"] == "full")["percent_of_reference"] == pytest.approx(100)
+    assert all(r["percent_of_reference"] is None for r in round_table(curves, groups))
+
+
+def test_per_class_table_averages_the_final_round_over_seeds_and_markdown_shows_it():
+    curves = {"a": curve("a", [0.1, 0.3], per_class=(0.9, 0.1)), "b": curve("b", [0.2, 0.5], per_class=(0.7, 0.3))}
+    classes = per_class_table(curves, {"a": "g", "b": "g"})
+    assert classes == [{"group": "g", "round": 1, "seeds": 2, "miou": pytest.approx(0.4),
+                        "iou_road": pytest.approx(0.8), "iou_pole": pytest.approx(0.2)}]
+    text = markdown_summary(round_table(curves, {"a": "g", "b": "g"}), classes)
+    assert "| g | 2 |  | 15.0 ± 7.1 | 40.0 ± 14.1 |" in text
+    assert "| g | 1 | 40.0 | 80.0 | 20.0 |" in text
+
+
+def test_axis_plot_is_written(tmp_path):
+    curves = {"a": curve("a", [0.1, 0.3]), "b": curve("b", [0.2, 0.5]), "full": curve("full", [0.9])}
+    out = tmp_path / "hours.png"
+    plot_axis(curves, "hours", out, {"a": "g", "b": "g", "full": "full"}, {"g": "full", "full": "full"})
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "synthetic.h5"
+    prepare_dataset({"kind": "synthetic", "seed": 0, "n_train": 6, "n_val": 2, "n_test": 2, "height": 24,
+                     "width": 24}, path)
+    return path
+
+
+def test_full_round_labels_every_pool_image_densely_at_the_image_cost(dataset, tmp_path):
+    exp = resolve_config(config_with({"full": {"unit": "full"}}))["experiments"]["full"]
+    queries, answers, labels = tmp_path / "queries.csv", tmp_path / "answers.csv", tmp_path / "labels.npz"
+    assert steps.select_queries(dataset, exp, 0, queries) == 6
+    steps.answer_queries(dataset, queries, exp, 0, answers)
+    steps.update_labels(dataset, queries, answers, 0, labels, costs=exp["costs"])
+    table = read_queries(queries)
+    assert set(table["unit"]) == {"image"} and list(table["image_index"]) == list(range(6))
+    store = load_labels(labels)
+    masks = load_split(dataset, "train").masks
+    non_void = int((masks != dataset_info(dataset).ignore_index).sum())
+    assert store.labelled_pixels == non_void and store.pixel_image.size == 0
+    assert list(store.dense_image) == list(range(6))
+    assert store.seconds == pytest.approx(6 * exp["costs"]["image"]["seconds"])
+    with pytest.raises(ValueError, match="round 0 only"):
+        steps.select_queries(dataset, exp, 1, tmp_path / "q1.csv")
+
+
+def test_workflow_reports_seed_groups_against_the_fully_supervised_reference(tmp_path):
+    config = config_with({"margin": {"strategy": "margin", "seeds": [0, 1]}, "full": {"unit": "full"}})
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(path), "--cores", "2"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr[-5000:]
+    results = tmp_path / "results"
+    assert sorted(p.name for p in (results / "full").glob("round_*")) == ["round_0"]
+    full = json.loads((results / "full" / "round_0" / "metrics.json").read_text())
+    assert full["unit"] == "full" and full["labelled_pixels"] > 8 * 32 * 32 * 0.5
+    rounds = read_rows(results / "comparison_rounds.csv")
+    assert sorted((r["group"], r["round"], r["seeds"]) for r in rounds) == [
+        ("full", 0, 1), ("margin", 0, 2), ("margin", 1, 2)]
+    final = [json.loads((results / f"margin_seed{s}" / "round_1" / "metrics.json").read_text())["miou"]
+             for s in (0, 1)]
+    margin_final = next(r for r in rounds if r["group"] == "margin" and r["round"] == 1)
+    assert margin_final["miou_mean"] == pytest.approx(np.mean(final))
+    assert margin_final["percent_of_reference"] == pytest.approx(100 * np.mean(final) / full["miou"])
+    assert len(read_rows(results / "per_class_iou.csv")) == 2
+    assert "| margin | 2 |" in (results / "comparison.md").read_text()
+    for axis in ("labelled_pixels", "clicks", "hours"):
+        assert (results / f"comparison_{axis}.png").stat().st_size > 5000
+
