@@ -72,8 +72,13 @@ def benchmark_config(protocol: str, camvid: Path, experiments: list[str] | None,
     return config
 
 
-def run_workflow(out: Path, cores: int, gpu_jobs: int) -> float:
+def run_workflow(out: Path, cores: int, gpu_jobs: int, dry_run: bool = False) -> float:
     """Run the Snakefile on ``out/config.yaml`` in ``out``; print its progress lines; return wall seconds."""
+    if dry_run:
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(out),
+               "--configfile", str(out / "config.yaml"), "--cores", str(cores), "--dry-run", "--quiet", "rules"]
+        subprocess.run(cmd, cwd=out, check=True)
+        return 0.0
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(out),
            "--configfile", str(out / "config.yaml"), "--profile", str(REPO / "workflow" / "profiles" / "default"),
            "--cores", str(cores), "--resources", f"gpu={gpu_jobs}"]
@@ -262,6 +267,7 @@ def main() -> None:
     parser.add_argument("--camvid", type=Path, default=default_camvid)
     parser.add_argument("--out", type=Path, help="work folder (default benchmarks/out/camvid_<protocol>)")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--dry-run", action="store_true", help="list the jobs that would run, run nothing")
     parser.add_argument("--gpu-jobs", type=int, help="train jobs at once (default: 1 on the gpu protocol, "
                         "--cores on the cpu protocol, whose jobs take one thread each)")
     args = parser.parse_args()
@@ -271,9 +277,13 @@ def main() -> None:
     out = args.out or REPO / "benchmarks" / "out" / f"camvid_{args.protocol}"
     out.mkdir(parents=True, exist_ok=True)
     config = benchmark_config(args.protocol, args.camvid, args.experiments, args.seeds, args.round)
-    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     gpu_jobs = args.gpu_jobs or (1 if args.protocol == "gpu" else args.cores)
-    wall = run_workflow(out, args.cores, gpu_jobs)
+    if args.protocol == "gpu":  # a train job claims model_threads cores: k of them must fit at once
+        config["model_threads"] = max(1, args.cores // gpu_jobs)
+    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    wall = run_workflow(out, args.cores, gpu_jobs, args.dry_run)
+    if args.dry_run:
+        return
     command = " ".join(["python benchmarks/camvid.py", *sys.argv[1:]])
     text = summary(out, args.protocol, resolve_config(config), wall, command,
                    REPO / "benchmarks" / "results" / f"camvid_{args.protocol}")
