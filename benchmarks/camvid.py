@@ -20,7 +20,7 @@ experiment once per seed and reports the mean and spread. CamVid comes from ``--
 
 Protocols:
 
-- ``cpu``: 90 x 120 images, a small U-Net, 30 epochs of 20 batches of 8 per round; rounds 0..5 (the
+- ``cpu``: 90 x 120 images, a small U-Net, 60 epochs of 20 batches of 8 per round; rounds 0..5 (the
   pixel margin and random experiments to round 9, 100 px per image).
 - ``gpu``: the papers' 360 x 480 images, DeepLabV3+ MobileNetV2 and FPN-ResNet50 (experiment names
   ``mnv2_*`` and ``r50_*``), PixelPick's official schedule (50 epochs, Adam 5e-4 / 5e-5, milestones 20

@@ -23,11 +23,13 @@ def round_files(tmp_path: Path) -> tuple[Path, Path]:
     return dataset, queries
 
 
-def start(dataset: Path, queries: Path) -> tuple[subprocess.Popen, str]:
+def start(dataset: Path, queries: Path, sigint_ignored: bool = False) -> tuple[subprocess.Popen, str]:
+    """Start ``alseg annotate``; ``sigint_ignored``: as a shell starts a background job (``&``)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "alseg.cli", "annotate", str(queries), "--dataset", str(dataset),
          "--annotator", "cli-user", "--no-browser", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
     )
     for line in process.stdout:
         if line.startswith("open "):
@@ -63,6 +65,16 @@ def test_command_serves_until_done_and_resumes_after_ctrl_c(round_files: tuple[P
     assert (queries.parent / "answers.csv").read_text().splitlines()[1:] == [
         "r1-000000,3,human,cli-user,1.5,1", "r1-000001,skip,human,cli-user,0.5,1"
     ]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_command_started_in_the_background_stops_on_int_and_term(round_files, sig) -> None:
+    dataset, queries = round_files
+    process, url = start(dataset, queries, sigint_ignored=True)
+    post(url, "/api/answer", {"query_id": "r1-000000", "answer": "3", "seconds": 1.5})
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 130 and "1 of 2 answers kept" in err
 
 
 def test_command_refuses_existing_answers_and_foreign_posts(round_files, capsys) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import getpass
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,6 +84,7 @@ def _annotate(args: argparse.Namespace) -> int:
         f"{session.annotator!r}\nopen {server.url} (Ctrl-C stops; progress is saved after every answer)",
         flush=True,
     )
+    _stop_on_signals()
     try:
         server.serve_until_done(open_browser=not args.no_browser)
     except KeyboardInterrupt:
@@ -95,6 +97,20 @@ def _annotate(args: argparse.Namespace) -> int:
         return 130
     print(f"done: wrote {session.answers_path} ({session.total} answers)")
     return 0
+
+
+def _stop_on_signals() -> None:
+    """Make Ctrl-C, ``kill -INT`` and ``kill -TERM`` all stop the server with its "stopped" message.
+
+    A shell starts background jobs (``&``, nohup, scripts) with SIGINT ignored, and Python then keeps it
+    ignored: without this, such a server could only be killed, without a word on what was kept.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
 
 
 def _export_labelstudio(args: argparse.Namespace) -> int:
