@@ -108,8 +108,9 @@ def curves_by_group(results: Path, cfg: dict[str, Any]) -> tuple[dict[str, list[
     return curves, groups
 
 
-def label_noise(results: Path, names: list[str]) -> dict[int, list[tuple[float, float]]]:
-    """Per round, (noise of the training labels, noise before sieving) of each experiment's train log."""
+def label_noise(results: Path, names: list[str]) -> dict[int, tuple[float, float]]:
+    """Per round, the noise of the training labels and before sieving, each the mean over the experiments'
+    train logs."""
     noise: dict[int, list[tuple[float, float]]] = {}
     for name in names:
         for log in sorted((results / name).glob("round_*/train_log.json")):
@@ -117,7 +118,8 @@ def label_noise(results: Path, names: list[str]) -> dict[int, list[tuple[float, 
             if record:
                 r = int(log.parent.name.split("_")[1])
                 noise.setdefault(r, []).append((record["label_noise"], record["label_noise_before_sieve"]))
-    return noise
+    return {r: (sum(n for n, _ in pairs) / len(pairs), sum(b for _, b in pairs) / len(pairs))
+            for r, pairs in noise.items()}
 
 
 def _pct(value: float | None) -> str:
@@ -163,12 +165,10 @@ class Claims:
         if not plain or not sieved:
             return "not yet run"
         noise = label_noise(self.results, self.members("sp_s"))
-        later = [r for r in sorted(noise) if r > 0]
-        lowered = [sum(n for n, _ in noise[r]) < sum(b for _, b in noise[r]) for r in later]
+        later = [r for r in sorted(noise) if r > 0]  # round 0 has no model to sieve with
+        lowered = [noise[r][0] < noise[r][1] for r in later]
         gains = [s["miou_mean"] - p["miou_mean"] for p, s in zip(plain, sieved) if s["round"] > 0]
-        noise_text = ", ".join(
-            f"round {r}: {100 * sum(b for _, b in noise[r]) / len(noise[r]):.1f}% -> "
-            f"{100 * sum(n for n, _ in noise[r]) / len(noise[r]):.1f}%" for r in later)
+        noise_text = ", ".join(f"round {r}: {100 * noise[r][1]:.1f}% -> {100 * noise[r][0]:.1f}%" for r in later)
         lowers = "holds" if lowered and all(lowered) else "does not hold here"
         raises = "holds" if gains and all(g > 0 for g in gains) else "does not hold here"
         return (f"lowers label noise: **{lowers}** ({noise_text}); raises mIoU: **{raises}** (SP+S minus SP, "

@@ -166,3 +166,16 @@ def test_workflow_reports_seed_groups_against_the_fully_supervised_reference(tmp
     for axis in ("labelled_pixels", "clicks", "hours"):
         assert (results / f"comparison_{axis}.png").stat().st_size > 5000
 
+
+
+def test_dense_images_add_their_pixels_and_cost_and_are_never_paid_twice():
+    from alseg.labels import LabelStore, add_dense_images, add_pixel_answers
+
+    store = add_pixel_answers(LabelStore(), 0, [0], [1], [1], [2], clicks=1, seconds=1.42)
+    store = add_dense_images(store, 1, [3, 5], [100, 90], clicks=2, seconds=936)
+    assert store.labelled_pixels == 1 + 190 and list(store.dense_round) == [1, 1]
+    assert list(store.round_seconds) == [1.42, 936] and store.pixel_image.size == 1
+    kept = add_pixel_answers(store, 2, [0], [2], [2], [1], clicks=1, seconds=1.42)
+    assert list(kept.dense_image) == [3, 5]  # a pixel round keeps the dense images
+    with pytest.raises(ValueError, match="already given"):
+        add_dense_images(store, 2, [5], [90], clicks=1, seconds=468)

@@ -237,7 +237,8 @@ def add_pixel_answers(
     cost_seconds[:prev] = store.round_seconds[: round_index + 1]
     cost_clicks[round_index] += clicks
     cost_seconds[round_index] += seconds
-    return LabelStore(
+    return replace(  # every array this does not extend (binary, superpixel, dense) carries over
+        store,
         pixel_image=np.concatenate([store.pixel_image, image[answered]]),
         pixel_y=np.concatenate([store.pixel_y, y[answered]]),
         pixel_x=np.concatenate([store.pixel_x, x[answered]]),
@@ -246,17 +247,46 @@ def add_pixel_answers(
         asked_image=np.concatenate([store.asked_image, image]),
         asked_y=np.concatenate([store.asked_y, y]),
         asked_x=np.concatenate([store.asked_x, x]),
-        binary_image=store.binary_image.copy(),
-        binary_class=store.binary_class.copy(),
-        binary_present=store.binary_present.copy(),
-        binary_round=store.binary_round.copy(),
         round_clicks=cost_clicks,
         round_seconds=cost_seconds,
-        superpixel_id=store.superpixel_id.copy(),
-        superpixel_round=store.superpixel_round.copy(),
-        superpixel_query=store.superpixel_query.copy(),
-        superpixel_class=store.superpixel_class.copy(),
-        superpixel_pixels=store.superpixel_pixels.copy(),
+    )
+
+
+def add_dense_images(
+    store: LabelStore,
+    round_index: int,
+    images: np.ndarray,
+    pixels: np.ndarray,
+    clicks: float,
+    seconds: float,
+) -> LabelStore:
+    """Return a new store with whole images labelled by their ground-truth mask (``store`` unchanged).
+
+    Parameters
+    ----------
+    images : ndarray of int, shape (D,)
+        Pool indices of the images whose mask was given.
+    pixels : ndarray of int, shape (D,)
+        Each mask's non-ignore pixels (counted in ``labelled_pixels``).
+    clicks, seconds : float
+        The round's total cost.
+
+    Raises
+    ------
+    ValueError
+        If an image is labelled twice (it would be paid twice).
+    """
+    images = np.asarray(images, dtype=np.int32)
+    if np.unique(np.concatenate([store.dense_image, images])).size != store.dense_image.size + images.size:
+        raise ValueError(f"round {round_index} labels an image whose mask was already given")
+    cost_clicks, cost_seconds = _round_costs(store, round_index, clicks, seconds)
+    return replace(
+        store,
+        dense_image=np.concatenate([store.dense_image, images]),
+        dense_round=np.concatenate([store.dense_round, np.full(images.size, round_index, dtype=np.int16)]),
+        dense_pixels=np.concatenate([store.dense_pixels, np.asarray(pixels, dtype=np.int64)]),
+        round_clicks=cost_clicks,
+        round_seconds=cost_seconds,
     )
 
 

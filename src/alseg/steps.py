@@ -23,6 +23,7 @@ from alseg.atomic import write_json_atomic
 from alseg.data import dataset_info, load_split
 from alseg.labels import (
     LabelStore,
+    add_dense_images,
     add_pixel_answers,
     load_labels,
     record_round_cost,
@@ -32,6 +33,7 @@ from alseg.labels import (
 from alseg.oracle import answer_pixels
 from alseg.queries import (
     ANSWER_COLUMNS,
+    MASK,
     QUERY_COLUMNS,
     query_ids,
     read_answers,
@@ -277,27 +279,23 @@ def update_labels_by_unit(
     from alseg import steps_binary
 
     table = read_queries(queries)
-    if (table["unit"] == "image").any():
-        from alseg import steps_full
-
-        return steps_full.update_labels(dataset, queries, answers, round_index, out, previous)
-    if steps_binary.is_binary_table(table):
+    whole_images = (table["unit"] == "image").any()  # the fully supervised reference (alseg.steps_full)
+    # a dense initial set is also strategy "dense": whole-image queries are told apart first
+    if not whole_images and steps_binary.is_binary_table(table):
         return steps_binary.update_labels(dataset, queries, answers, round_index, out, previous)
     info = dataset_info(dataset)
     answer_table = read_answers(answers, table, list(info.classes))
     store = load_labels(previous) if previous is not None else LabelStore()
     answer = answer_table["answer"]
-    answer_class = np.array([int(a) if a != "skip" else -1 for a in answer], dtype=np.int64)
-    updated = add_pixel_answers(
-        store,
-        round_index,
-        table["image_index"],
-        table["y"],
-        table["x"],
-        answer_class,
-        clicks=float(answer_table["clicks"].sum()),
-        seconds=float(answer_table["seconds"].sum()),
-    )
+    cost = {"clicks": float(answer_table["clicks"].sum()), "seconds": float(answer_table["seconds"].sum())}
+    if whole_images:
+        given = answer == MASK
+        updated = add_dense_images(store, round_index, table["image_index"][given], table["pixels"][given], **cost)
+    else:
+        answer_class = np.array([int(a) if a != "skip" else -1 for a in answer], dtype=np.int64)
+        updated = add_pixel_answers(
+            store, round_index, table["image_index"], table["y"], table["x"], answer_class, **cost
+        )
     save_labels(out, updated)
     log(
         f"round {round_index}: {updated.labelled_pixels} labelled pixels, {updated.clicks:.0f} clicks, "

@@ -3,21 +3,20 @@
 It is the 100% of a comparison: the same model and schedule as the active-learning experiments, trained
 on every labelled pixel of the pool. Round 0 asks one ``image`` query per pool image ("draw its whole
 mask"), paid ``costs.image``; the answer (``mask``) is the image's ground-truth mask. The label store
-records the image as densely labelled (``LabelStore.dense_image``), not pixel by pixel: at 360 x 480 the
+records the image as densely labelled (:func:`alseg.labels.add_dense_images`, through
+:func:`alseg.steps.update_labels`), not pixel by pixel: at 360 x 480 the
 CamVid pool has 63M pixels, and one CSV row or store entry each would take gigabytes.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from alseg.data import dataset_info, load_split
-from alseg.labels import LabelStore, load_labels, record_round_cost, save_labels
-from alseg.queries import ANSWER_COLUMNS, MASK, QUERY_COLUMNS, query_ids, read_answers, read_queries, write_table
+from alseg.queries import ANSWER_COLUMNS, MASK, QUERY_COLUMNS, query_ids, read_queries, write_table
 from alseg.seeds import step_seed
 
 PathLike = str | os.PathLike[str]
@@ -86,29 +85,3 @@ def answer_queries(dataset: PathLike, queries: PathLike, experiment: dict[str, A
     )
     _log(f"round 0: {q} ground-truth masks -> {out}")
 
-
-def update_labels(
-    dataset: PathLike,
-    queries: PathLike,
-    answers: PathLike,
-    round_index: int,
-    out: PathLike,
-    previous: PathLike | None = None,
-) -> None:
-    """Add the images whose mask was given (answer ``mask``, not ``skip``) to the store as dense."""
-    info = dataset_info(dataset)
-    table = read_queries(queries)
-    answer_table = read_answers(answers, table, list(info.classes))
-    store = load_labels(previous) if previous is not None else LabelStore()
-    given = answer_table["answer"] == MASK
-    images = table["image_index"][given].astype(np.int32)
-    updated = replace(
-        store,
-        dense_image=np.concatenate([store.dense_image, images]),
-        dense_round=np.concatenate([store.dense_round, np.full(images.size, round_index, dtype=np.int16)]),
-        dense_pixels=np.concatenate([store.dense_pixels, table["pixels"][given].astype(np.int64)]),
-    )
-    updated = record_round_cost(updated, round_index, "estimated", clicks=float(answer_table["clicks"].sum()),
-                                seconds=float(answer_table["seconds"].sum()))
-    save_labels(out, updated)
-    _log(f"round {round_index}: {images.size} densely labelled images, {updated.labelled_pixels} pixels -> {out}")
