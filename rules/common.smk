@@ -146,6 +146,17 @@ def query_version(wc):
     return "human: queries kept across code versions" if is_human(wc) else CODE_VERSION
 
 
+def round0_twin_file(name):
+    """Input function: ``name`` of the round-0 twin's round 0 (alseg.config.round0_twins), whose model
+    this experiment's round 0 reuses when the training is the same; nothing otherwise."""
+
+    def twin(wc):
+        other = CFG["round0_twins"].get(wc.exp)
+        return f"{RESULTS}/{other}/round_0/{name}" if other and int(wc.r) == 0 else []
+
+    return twin
+
+
 def warm_start_model(wc):
     r = int(wc.r)
     if r == 0 or not EXPERIMENTS[wc.exp]["training"]["warm_start"]:

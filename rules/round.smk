@@ -76,13 +76,17 @@ rule update_labels:
 rule train:
     """Train round r's model on the cumulative labels (checkpoint chosen on val), evaluate it on the
     test split, and run it over the pool for the next round's acquisition. One job, so that torch is
-    imported and the data loaded once per round rather than three times (benchmarks/default_run.py)."""
+    imported and the data loaded once per round rather than three times (benchmarks/default_run.py).
+    Round 0 of an experiment with a round-0 twin (config share_round0) copies the twin's model when
+    the training inputs are identical."""
     input:
         dataset=dataset_file,
         labels=round_file("labels.npz"),
         init_model=warm_start_model,
         superpixels=superpixel_file,
         sieve_model=sieve_model_file,
+        twin_model=round0_twin_file("model.pt"),
+        twin_log=round0_twin_file("train_log.json"),
     output:
         model=f"{RESULTS}/{{exp}}/round_{{r}}/model.pt",
         log=f"{RESULTS}/{{exp}}/round_{{r}}/train_log.json",

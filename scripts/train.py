@@ -13,6 +13,8 @@ with logged_step(snakemake.log[0]):
         init_model=snakemake.input.init_model or None,
         superpixels=snakemake.input.superpixels or None,
         sieve_model=snakemake.input.sieve_model or None,
+        twin_model=snakemake.input.twin_model or None,
+        twin_log=snakemake.input.twin_log or None,
     )
     evaluate(
         snakemake.input.dataset,

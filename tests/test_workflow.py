@@ -114,6 +114,29 @@ def test_resumed_run_equals_uninterrupted_run(resumed, three_rounds):
     assert file_digests(workdir / "results") == file_digests(three_rounds / "results")
 
 
+def test_round_0_is_trained_once_and_shared_by_experiments_that_differ_later(three_rounds, tmp_path):
+    results = three_rounds / "results"
+    margin, random = (json.loads((results / e / "round_0" / "train_log.json").read_text()) for e in ("margin", "random"))
+    assert "model_of" not in margin and random["model_of"] == "results/margin/round_0/model.pt"
+    assert random["training_digest"] == margin["training_digest"] and random["history"] == margin["history"]
+    assert (results / "random/round_0/model.pt").read_bytes() == (results / "margin/round_0/model.pt").read_bytes()
+    shared = {e: json.loads((results / e / "round_0" / "metrics.json").read_text()) for e in ("margin", "random")}
+    assert shared["margin"]["model"] == shared["random"]["model"]
+    assert shared["margin"]["miou"] == shared["random"]["miou"]
+    logs = [(results / e / "round_1" / "train_log.json").read_text() for e in ("margin", "random")]
+    assert all("model_of" not in text for text in logs)  # later rounds train their own labels
+    # share_round0: false trains it in each; the training is deterministic, so the models are the same
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    done = snakemake(alone, "--config", "round=0", "share_round0=False")
+    assert ran_jobs(done).get("train") == 2
+    for e in ("margin", "random"):
+        own = json.loads((alone / "results" / e / "round_0" / "train_log.json").read_text())
+        assert "model_of" not in own and own["training_digest"] == margin["training_digest"]
+        metrics = json.loads((alone / "results" / e / "round_0" / "metrics.json").read_text())
+        assert metrics["model"] == shared["margin"]["model"]  # the checksum of the weights
+
+
 def test_nothing_reruns_when_nothing_changed(three_rounds):
     done = snakemake(three_rounds, "--config", "round=2", "-n")
     assert "Nothing to be done" in done.stdout + done.stderr

@@ -168,7 +168,8 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
         settings; an entry with ``seeds`` becomes one experiment per seed, :func:`expand_seeds`),
         ``compare`` (experiment names in the comparison; a group name stands for its experiments),
         ``references`` (group -> the group whose final mIoU is its 100% in the comparison, or None;
-        :func:`references_of`), ``model_threads``.
+        :func:`references_of`), ``model_threads``, ``round0_twins`` (:func:`round0_twins`; empty when
+        ``share_round0`` is false).
 
     Raises
     ------
@@ -228,7 +229,52 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
         "compare": compare,
         "references": references_of(experiments, reference),
         "model_threads": config.get("model_threads"),
+        "round0_twins": round0_twins(experiments) if config.get("share_round0", True) else {},
     }
+
+
+#: Superpixel settings that act from round 1 on (merging, sieving, class share, overlays): round 0's
+#: training does not read them
+_LATER_SUPERPIXEL_SETTINGS = ("merge", "eps", "merge_fraction", "sieve", "sieve_min_size", "sieve_points",
+                              "class_share", "overlays")
+
+
+def round0_twins(experiments: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Experiments whose round-0 model may be an earlier experiment's: name -> that experiment's name.
+
+    Round 0 asks random queries whatever the strategy, so experiments that differ only in what they do
+    from round 1 on train the same round-0 model. Each maps to the first experiment (in config order)
+    with the same dataset, seed, round-0 queries and oracle, model and training; the train step then
+    checks that the training inputs are identical (:func:`alseg.steps.training_digest`) and trains
+    itself when they are not. Experiments answered by people (whose round-0 answers are their own) and
+    fully supervised ones neither share nor are shared.
+    """
+    first: dict[str, str] = {}
+    twins: dict[str, str] = {}
+    for name, e in experiments.items():
+        if e.get("unit") == "full" or (e.get("oracle") or {}).get("kind") == "human":
+            continue
+        key = repr([
+            e.get("dataset"), e.get("seed"), _round0_queries(e), (e.get("acquisition") or {}).get("query_void"),
+            e.get("oracle"), e.get("model"), {k: v for k, v in (e.get("training") or {}).items() if k != "warm_start"},
+        ])
+        if key in first:
+            twins[name] = first[key]
+        else:
+            first[key] = name
+    return twins
+
+
+def _round0_queries(experiment: Mapping[str, Any]) -> list[Any]:
+    """What decides round 0's random queries; a binary experiment starting from random pixels asks
+    exactly a pixel experiment's round 0."""
+    unit, initial = experiment.get("unit"), experiment.get("initial") or {}
+    if unit == "binary":
+        return ["pixel", initial.get("per_image")] if initial.get("kind") == "pixels" else ["dense", initial]
+    if unit == "superpixel":
+        base = {k: v for k, v in (experiment.get("superpixel") or {}).items() if k not in _LATER_SUPERPIXEL_SETTINGS}
+        return ["superpixel", experiment.get("initial_budget"), base]
+    return [unit, experiment.get("initial_budget")]
 
 
 def references_of(experiments: Mapping[str, Mapping[str, Any]], reference: str | None) -> dict[str, str | None]:

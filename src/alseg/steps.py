@@ -8,7 +8,10 @@ them directly. Steps that need a model import torch inside the function, so that
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -19,7 +22,7 @@ import numpy as np
 
 from alseg import __version__
 from alseg.acquire.pixel import eligible_pixels, select_pixels, strategy_scores
-from alseg.atomic import write_json_atomic
+from alseg.atomic import atomic_path, write_json_atomic
 from alseg.data import dataset_info, load_split
 from alseg.labels import (
     LabelStore,
@@ -313,12 +316,19 @@ def train(
     init_model: PathLike | None = None,
     superpixels: PathLike | None = None,
     sieve_model: PathLike | None = None,
+    twin_model: PathLike | None = None,
+    twin_log: PathLike | None = None,
 ) -> None:
     """Train round ``round_index``'s model on the cumulative labels; select the checkpoint on val.
 
     Superpixel experiments train on the pixels of answered regions (``superpixels``: the base superpixel
     file), sieved with round r-1's model ``sieve_model`` when sieving is on
     (:func:`alseg.steps_superpixel.superpixel_training_points`; the record goes to ``train_log.json``).
+
+    ``twin_model`` and its ``twin_log``: another experiment's model of the same round (round 0,
+    :func:`alseg.config.round0_twins`). When the log's ``training_digest`` equals this training's, the
+    training would repeat it exactly: that model is copied instead, and the log says so
+    (``model_of``). Otherwise this model is trained as usual.
     """
     import torch
 
@@ -348,14 +358,32 @@ def train(
         points, extra_log["superpixel"] = superpixel_training_points(
             pool, store, superpixels, experiment, round_index, info.ignore_index, sieve_model
         )
+    seed = step_seed(experiment["seed"], round_index, "train")
+    training = {k: v for k, v in experiment["training"].items() if k != "warm_start"}
+    answers = answer_training(store, len(pool.images), len(info.classes), experiment)
+    digest = training_digest(
+        {"model": experiment["model"], "training": training, "seed": seed, "classes": len(info.classes),
+         "ignore_index": info.ignore_index, "answer_loss": answers.get("answer_loss"),
+         "init_model": str(init_model) if init_model is not None else None, "alseg": __version__},
+        {"image": points.image, "y": points.y, "x": points.x, "class": points.cls,
+         "answers": answers.get("answers", np.zeros(0, np.int8)), "pool": pool.images, "val": val.images,
+         "val_masks": val.masks},
+    )
+    twin = _read_json(twin_log) if twin_model is not None and init_model is None else None
+    if twin is not None and twin.get("training_digest") == digest:
+        log(f"round {round_index}: the same training as {twin_model} (digest {digest[:12]}): its model is "
+            "reused, not retrained")
+        with atomic_path(out_model) as tmp:
+            shutil.copyfile(twin_model, tmp)
+        write_json_atomic(out_log, {**twin, "model_of": str(twin_model)})
+        return
     init_state = None
     if init_model is not None:
         init_state = load_model(init_model, torch.device("cpu"))[0].state_dict()
-    seed = step_seed(experiment["seed"], round_index, "train")
     log(f"round {round_index}: training on {len(points)} labelled pixels (seed {seed})")
     result = train_model(
         experiment["model"],
-        {k: v for k, v in experiment["training"].items() if k != "warm_start"},
+        training,
         pool.images,
         points,
         val.images,
@@ -365,7 +393,7 @@ def train(
         seed=seed,
         log=log,
         init_state=init_state,
-        **answer_training(store, len(pool.images), len(info.classes), experiment),
+        **answers,
     )
     save_model(
         out_model,
@@ -383,9 +411,36 @@ def train(
             "best_val_miou": result.best_val_miou,
             "history": result.history,
             "alseg_version": __version__,
+            "training_digest": digest,
             **extra_log,
         },
     )
+
+
+def training_digest(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
+    """A hex digest of everything a training reads: equal digests mean the same training.
+
+    Parameters
+    ----------
+    settings : mapping
+        JSON-able settings (model, schedule, seed, ...); key order does not matter.
+    arrays : mapping of str to ndarray
+        The data (training points, images, ...): names, dtypes, shapes and bytes all count.
+    """
+    h = hashlib.blake2b(digest_size=20)
+    h.update(json.dumps(settings, sort_keys=True, default=repr).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def _read_json(path: PathLike | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def evaluate(
