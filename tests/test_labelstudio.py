@@ -200,6 +200,61 @@ def test_bad_exports_are_rejected_by_task(round_dir: Path, dataset: Path, classe
     assert not (round_dir / "answers.csv").exists()
 
 
+def json_min(tasks: list[dict]) -> list[dict]:
+    """What Label Studio's JSON-MIN export makes of the JSON export ``tasks`` (its converter's rules)."""
+    records = []
+    for task in tasks:
+        annotations = task.get("annotations") or []
+        done = sorted((a for a in annotations if not a.get("was_cancelled")), key=lambda a: a["created_at"],
+                      reverse=True)
+        if annotations and not done:
+            continue  # only cancelled (skipped) annotations: the task is left out
+        for annotation in done or [{}]:
+            record = {**copy.deepcopy(task["data"]), "id": task["id"]}
+            outputs: dict[str, list] = {}
+            for item in annotation.get("result", []):
+                outputs.setdefault(item["from_name"], []).append(item["value"])
+            for name, values in outputs.items():
+                single = len(values) == 1 and list(values[0]) == ["choices"] and len(values[0]["choices"]) == 1
+                record[name] = values[0]["choices"][0] if single else values
+            record.update(annotator=(annotation.get("completed_by") or {}).get("id"),
+                          annotation_id=annotation.get("id"), created_at=annotation.get("created_at"),
+                          updated_at=annotation.get("updated_at"), lead_time=annotation.get("lead_time"))
+            records.append(record)
+    return records
+
+
+def test_json_min_export_gives_the_same_answers(round_dir: Path, dataset: Path, classes: list[str]) -> None:
+    names = {"r4-000000": classes[1], "r4-000001": "skip", "r4-000002": classes[7], "r4-000003": classes[4],
+             "r4-000004": classes[0], "r4-000005": "yes", "r4-000006": "no"}
+    exported = labelled(export(round_dir, dataset), names)
+    records = json_min(exported)
+    assert len(records) == 11 and all("data" not in r and "annotations" not in r for r in records)
+    assert records[8]["answer"] == "yes" and records[1]["pixel"][0]["keypointlabels"] == [classes[1]]
+    assert "pixel" not in records[0]  # an older annotation without a result
+    (round_dir / "export.json").write_text(json.dumps(exported))
+    (round_dir / "min.json").write_text(json.dumps(records))
+    import_answers(round_dir / "export.json", round_dir / "queries.csv", round_dir / "answers.csv")
+    import_answers(round_dir / "min.json", round_dir / "queries.csv", round_dir / "answers_min.csv")
+    full, short = (read_answers(round_dir / n, read_queries(round_dir / "queries.csv"), classes)
+                   for n in ("answers.csv", "answers_min.csv"))
+    assert list(short["answer"]) == ["1", "skip", "7", "4", "0", "yes", "no"]
+    assert list(short["answer"]) == list(full["answer"]) and short["seconds"].tolist() == full["seconds"].tolist()
+    assert set(short["annotator"]) == {"labelstudio-user-3"}  # JSON-MIN names annotators by id
+
+
+def test_json_min_leaves_out_skipped_tasks_and_says_so(round_dir: Path, dataset: Path, classes: list[str]) -> None:
+    names = dict.fromkeys(["r4-000000", "r4-000001", "r4-000002", "r4-000003", "r4-000004"], classes[2])
+    exported = labelled(export(round_dir, dataset), {**names, "r4-000005": "yes", "r4-000006": "no"},
+                        cancelled=("r4-000002",))
+    (round_dir / "min.json").write_text(json.dumps(json_min(exported)))
+    with pytest.raises(AnswerFileError) as info:
+        import_answers(round_dir / "min.json", round_dir / "queries.csv", round_dir / "answers.csv")
+    assert "1 queries have no answer: 'r4-000002'" in str(info.value)
+    assert "a JSON-MIN export leaves out the tasks skipped in Label Studio" in str(info.value)
+    assert not (round_dir / "answers.csv").exists()
+
+
 def test_not_a_task_list_is_named(tmp_path: Path, round_dir: Path) -> None:
     (tmp_path / "export.json").write_text(json.dumps({"tasks": []}))
     with pytest.raises(AnswerFileError, match="not a Label Studio JSON export"):

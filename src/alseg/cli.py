@@ -184,7 +184,7 @@ def _add_human_commands(commands: argparse._SubParsersAction) -> None:
     imp = commands.add_parser(
         "import-labelstudio", help="turn a Label Studio JSON export into a validated answers.csv"
     )
-    imp.add_argument("export", type=Path, help="Label Studio export, JSON format")
+    imp.add_argument("export", type=Path, help="Label Studio export, JSON (or JSON-MIN) format")
     imp.add_argument("queries", type=Path, help="the round's queries.csv")
     imp.add_argument("--out", type=Path, help="answers file (default: answers.csv beside queries.csv)")
     imp.add_argument("--dataset", type=Path, help="prepared dataset, for the class names (default: from the tasks)")

@@ -15,8 +15,10 @@ Export (:func:`export_tasks`) writes, for ``--out tasks.json``:
 Import (:func:`import_answers`) reads Label Studio's JSON export (``Export`` -> ``JSON``): for each
 task, its latest annotation that is not cancelled gives the answer (the label of its keypoint or
 polygon, or its choice), ``lead_time`` the seconds and ``completed_by`` the annotator; a task whose
-only annotations are cancelled (Label Studio's *Skip*) is answered ``skip``. The answers are
-validated against the queries like any ``answers.csv`` before anything is written.
+only annotations are cancelled (Label Studio's *Skip*) is answered ``skip``. The ``JSON-MIN`` export
+(one flat record per annotation, :func:`tasks_from_json_min`) is read too, except that it leaves out
+skipped tasks: those queries are reported as unanswered. The answers are validated against the
+queries like any ``answers.csv`` before anything is written.
 """
 
 from __future__ import annotations
@@ -263,6 +265,9 @@ def import_answers(
         raise AnswerFileError(
             f"{export_path}: not a Label Studio JSON export (a list of tasks); export with the 'JSON' format"
         )
+    json_min = bool(tasks) and not any("data" in t or "annotations" in t for t in tasks)
+    if json_min:
+        tasks = tasks_from_json_min(tasks)
     queries = read_queries(queries_path)
     names = list(classes) if classes is not None else _exported_classes(tasks, export_path)
     rows, where, problems = [], [], []
@@ -279,11 +284,57 @@ def import_answers(
         rows.append(row)
         where.append(at)
     problems += answer_problems(rows, queries, names, where=where)
+    if json_min and any("have no answer" in p for p in problems):
+        problems.append("a JSON-MIN export leaves out the tasks skipped in Label Studio: export with the 'JSON' "
+                        "format to import them as skip")
     if problems:
         raise AnswerFileError(format_problems(export_path, problems))
     order = {qid: i for i, qid in enumerate(queries["query_id"])}
     write_answers_csv(out_path, sorted(rows, key=lambda row: order[row["query_id"]]))
     return len(rows)
+
+
+#: What Label Studio's JSON-MIN export adds to a task's data fields in each record
+_JSON_MIN_FIELDS = ("id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement")
+
+
+def tasks_from_json_min(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Label Studio's JSON-MIN export as the tasks of its JSON export.
+
+    JSON-MIN writes one flat record per annotation: the task's data fields, its ``id``, each control's
+    answer under the control's name (a choice as a string; points and polygons as lists of their
+    values) and the annotation's ``annotator``, ``lead_time``, ``created_at`` and ``updated_at``; a task
+    without annotations is one record without answers. Records of one task become one task with one
+    annotation per record, in the order of the records.
+    """
+    controls = set(CONTROL_OF_UNIT.values())
+    tasks: dict[str, dict[str, Any]] = {}
+    for number, record in enumerate(records):
+        data = {k: v for k, v in record.items() if k not in _JSON_MIN_FIELDS and k not in controls}
+        key = repr(record.get("id", f"record {number}"))
+        task = tasks.setdefault(key, {"id": record.get("id"), "data": data, "annotations": []})
+        result = [item for name in sorted(controls) if name in record for item in _json_min_result(record[name])]
+        if result or record.get("annotation_id") is not None:
+            task["annotations"].append({
+                "result": result,
+                "completed_by": record.get("annotator"),
+                **{k: record.get(k) for k in ("lead_time", "created_at", "updated_at")},
+            })
+    return list(tasks.values())
+
+
+def _json_min_result(value: Any) -> list[dict[str, Any]]:
+    """One control's JSON-MIN answer as result items of the JSON export."""
+    items = value if isinstance(value, list) else [value]
+    result = []
+    for item in items:
+        if isinstance(item, str):
+            result.append({"type": "choices", "value": {"choices": [item]}})
+        elif isinstance(item, dict):
+            kind = next((k for k in RESULT_TYPES if k in item), None)
+            if kind is not None:
+                result.append({"type": kind, "value": {kind: item[kind]}})
+    return result
 
 
 def _exported_classes(tasks: Sequence[Mapping[str, Any]], origin: Path) -> list[str]:
@@ -335,6 +386,8 @@ def _labels(result: Sequence[Mapping[str, Any]]) -> set[str]:
 
 def _annotator(annotation: Mapping[str, Any]) -> str:
     who = annotation.get("completed_by")
+    if isinstance(who, str) and who:  # JSON-MIN of older Label Studio versions: the email
+        return who
     if isinstance(who, dict):
         return str(who.get("email") or who.get("username") or who.get("id") or "labelstudio")
     if annotation.get("created_username"):
