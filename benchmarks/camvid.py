@@ -72,16 +72,19 @@ def benchmark_config(protocol: str, camvid: Path, experiments: list[str] | None,
     return config
 
 
-def run_workflow(out: Path, cores: int, gpu_jobs: int, dry_run: bool = False) -> float:
-    """Run the Snakefile on ``out/config.yaml`` in ``out``; print its progress lines; return wall seconds."""
-    if dry_run:
-        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(out),
-               "--configfile", str(out / "config.yaml"), "--cores", str(cores), "--dry-run", "--quiet", "rules"]
-        subprocess.run(cmd, cwd=out, check=True)
-        return 0.0
+def run_workflow(out: Path, cores: int, gpu_jobs: int, dry_run: bool = False, first: list[str] | None = None) -> float:
+    """Run the Snakefile on ``out/config.yaml`` in ``out``; print its progress lines; return wall seconds.
+
+    ``first``: experiments whose rounds Snakemake schedules before the others (``--prioritize``)."""
+    # the profile's rerun triggers decide what is cached: the dry run must use them too
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(out),
            "--configfile", str(out / "config.yaml"), "--profile", str(REPO / "workflow" / "profiles" / "default"),
            "--cores", str(cores), "--resources", f"gpu={gpu_jobs}"]
+    if first:
+        cmd += ["--prioritize", *(f"results/{name}/learning_curve.csv" for name in first)]
+    if dry_run:
+        subprocess.run([*cmd, "--dry-run", "--quiet", "rules"], cwd=out, check=True)
+        return 0.0
     print("running " + " ".join(cmd), flush=True)
     started = time.perf_counter()
     with open(out / "snakemake.log", "a", encoding="utf-8") as log:
@@ -268,6 +271,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="work folder (default benchmarks/out/camvid_<protocol>)")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--dry-run", action="store_true", help="list the jobs that would run, run nothing")
+    parser.add_argument("--first", nargs="+", default=[], help="experiments to finish before the others (Snakemake "
+                        "schedules rounds of several experiments in no particular order)")
     parser.add_argument("--gpu-jobs", type=int, help="train jobs at once (default: 1 on the gpu protocol, "
                         "--cores on the cpu protocol, whose jobs take one thread each)")
     args = parser.parse_args()
@@ -281,7 +286,10 @@ def main() -> None:
     if args.protocol == "gpu":  # a train job claims model_threads cores: k of them must fit at once
         config["model_threads"] = max(1, args.cores // gpu_jobs)
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    wall = run_workflow(out, args.cores, gpu_jobs, args.dry_run)
+    unknown = sorted(set(args.first) - set(resolve_config(config)["experiments"]))
+    if unknown:
+        sys.exit(f"--first: {unknown} are not experiments of this invocation")
+    wall = run_workflow(out, args.cores, gpu_jobs, args.dry_run, args.first)
     if args.dry_run:
         return
     command = " ".join(["python benchmarks/camvid.py", *sys.argv[1:]])
