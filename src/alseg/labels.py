@@ -230,13 +230,7 @@ def add_pixel_answers(
             raise ValueError(f"round {round_index} asks pixels that an earlier round already asked")
     answered = answer_class >= 0
     n = int(answered.sum())
-    cost_clicks = np.zeros(round_index + 1)
-    cost_seconds = np.zeros(round_index + 1)
-    prev = store.round_clicks.size
-    cost_clicks[:prev] = store.round_clicks[: round_index + 1]
-    cost_seconds[:prev] = store.round_seconds[: round_index + 1]
-    cost_clicks[round_index] += clicks
-    cost_seconds[round_index] += seconds
+    cost_clicks, cost_seconds = _round_costs(store, round_index, clicks, seconds)
     return replace(  # every array this does not extend (binary, superpixel, dense) carries over
         store,
         pixel_image=np.concatenate([store.pixel_image, image[answered]]),

@@ -369,7 +369,7 @@ def train(
          "answers": answers.get("answers", np.zeros(0, np.int8)), "pool": pool.images, "val": val.images,
          "val_masks": val.masks},
     )
-    twin = _read_json(twin_log) if twin_model is not None and init_model is None else None
+    twin = json.loads(Path(twin_log).read_text()) if twin_model and twin_log and init_model is None else None
     if twin is not None and twin.get("training_digest") == digest:
         log(f"round {round_index}: the same training as {twin_model} (digest {digest[:12]}): its model is "
             "reused, not retrained")
@@ -434,13 +434,6 @@ def training_digest(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray
         h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
         h.update(memoryview(a).cast("B"))
     return h.hexdigest()
-
-
-def _read_json(path: PathLike | None) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def evaluate(
