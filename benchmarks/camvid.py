@@ -208,6 +208,32 @@ class Claims:
                 f"{_pct(binary[0]['miou_mean'])}), the regions' {_pct(best['region']['miou_mean'])} (round "
                 f"{best['region']['round']}, {best['region']['hours']:.2f} h)")
 
+    def binary_selection(self) -> str:
+        chosen = {"LP": self.curve("binary_lp"), "greedy": self.curve("binary_greedy")}
+        baselines = {"RR": self.curve("binary_rr"), "EE": self.curve("binary_ee")}
+        chosen = {name: curve for name, curve in chosen.items() if curve}
+        if not chosen or not all(baselines.values()):
+            return "not yet run"
+        curves = chosen | baselines
+        last = min(len(curve) for curve in curves.values()) - 1
+        if last < 1:
+            return "not yet run"
+
+        def beats(name: str, r: int) -> bool:
+            return curves[name][r]["miou_mean"] > max(curve[r]["miou_mean"] for curve in baselines.values())
+
+        wins = {name: sum(beats(name, r) for r in range(1, last + 1)) for name in chosen}
+        final = [name for name in chosen if beats(name, last)]
+        if len(final) == len(chosen) and all(2 * w > last for w in wins.values()):
+            verdict = "holds"
+        else:
+            verdict = "partly holds" if final else "does not hold here"
+        per_round = "; ".join(
+            f"round {r}: " + ", ".join(f"{name} {_pct(curve[r]['miou_mean'])}" for name, curve in curves.items())
+            for r in range(last + 1))
+        ahead = ", ".join(f"{name} {w} of {last}" for name, w in wins.items())
+        return f"**{verdict}** (rounds after round 0 ahead of both RR and EE: {ahead}; {per_round})"
+
     def lines(self) -> list[str]:
         return [
             f"- Margin beats random in every round (PixelPick): {self.margin_beats_random()}",
@@ -215,6 +241,8 @@ class Claims:
             f"- Sieving lowers label noise and raises mIoU (Adaptive Superpixel): {self.sieving()}",
             f"- Class balance helps rare classes ({', '.join(RARE_CLASSES)}): {self.class_balance()}",
             f"- Binary queries reach a given mIoU in fewer estimated hours than region labels: {self.binary_hours()}",
+            f"- The chosen binary questions beat random (RR) and entropy-ranked (EE) ones (Binary Feedback): "
+            f"{self.binary_selection()}",
         ]
 
 

@@ -72,3 +72,18 @@ def test_class_balance_and_binary_hours(camvid):
     assert verdict.startswith("**partly holds: only up to 40.0 mIoU") and "the regions' 45.0 (round 1, 2.00 h)" in verdict
     table = rows("binary_greedy", [0.3, 0.4], hours_per_round=3) + rows("sp_class_balanced", [0.2, 0.45])
     assert claims(camvid, table).binary_hours().startswith("**does not hold here**")
+
+
+def test_binary_selection_must_beat_both_baselines(camvid):
+    baselines = rows("binary_rr", [0.3, 0.32, 0.33]) + rows("binary_ee", [0.3, 0.31, 0.34])
+    table = rows("binary_lp", [0.3, 0.33, 0.35]) + rows("binary_greedy", [0.3, 0.34, 0.36]) + baselines
+    verdict = claims(camvid, table).binary_selection()
+    assert verdict.startswith("**holds**") and "LP 2 of 2, greedy 2 of 2" in verdict
+    assert "round 2: LP 35.0, greedy 36.0, RR 33.0, EE 34.0" in verdict
+    # ahead of RR but not of EE at the final round: not a win
+    table = rows("binary_lp", [0.3, 0.33, 0.335]) + rows("binary_greedy", [0.3, 0.31, 0.33]) + baselines
+    verdict = claims(camvid, table).binary_selection()
+    assert verdict.startswith("**does not hold here**") and "LP 1 of 2, greedy 0 of 2" in verdict
+    table = rows("binary_lp", [0.3, 0.31, 0.35]) + rows("binary_greedy", [0.3, 0.31, 0.33]) + baselines
+    assert claims(camvid, table).binary_selection().startswith("**partly holds**")
+    assert claims(camvid, rows("binary_lp", [0.3, 0.4])).binary_selection() == "not yet run"

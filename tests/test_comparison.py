@@ -18,7 +18,7 @@ from alseg.data import dataset_info, load_split
 from alseg.data.prepared import prepare_dataset
 from alseg.labels import load_labels
 from alseg.queries import read_queries
-from alseg.report import markdown_summary, per_class_table, plot_axis, read_rows, round_table
+from alseg.report import _draw_axis, curve_styles, markdown_summary, per_class_table, plot_axis, read_rows, round_table
 
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
 
@@ -113,6 +113,32 @@ def test_axis_plot_is_written(tmp_path):
     out = tmp_path / "hours.png"
     plot_axis(curves, "hours", out, {"a": "g", "b": "g", "full": "full"}, {"g": "full", "full": "full"})
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_every_curve_of_a_benchmark_gets_its_own_colour_and_marker():
+    groups = [f"strategy_{i}" for i in range(14)]
+    styles = curve_styles(groups)
+    assert list(styles) == groups and len(set(styles.values())) == 14
+    assert len({colour for colour, _ in styles.values()}) == 14  # not the default cycle's 10
+    assert len({colour for colour, _ in list(styles.values())[:10]}) == 10
+
+
+def test_labelled_pixels_axis_turns_logarithmic_when_regions_dwarf_pixels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def scale(pixels: list[float]) -> str:
+        rows = [{"group": f"g{i}", "round": 0, "seeds": 1, "miou_mean": 0.3, "labelled_pixels": p}
+                for i, p in enumerate(pixels)]
+        fig, ax = plt.subplots()
+        _draw_axis(ax, rows, "labelled_pixels")
+        plt.close(fig)
+        return ax.get_xscale()
+
+    assert scale([3670, 1_400_000]) == "log"
+    assert scale([3670, 36_700]) == "linear"
 
 
 @pytest.fixture(scope="module")

@@ -250,11 +250,29 @@ def markdown_summary(round_rows: Sequence[Mapping[str, Any]], class_rows: Sequen
     return "\n".join(lines) + "\n"
 
 
+CURVE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
+def curve_styles(groups: Sequence[str]) -> dict[str, tuple[tuple[float, float, float, float], str]]:
+    """Colour (RGBA) and marker of each group's curve: 20 distinct colours and 10 markers.
+
+    matplotlib's default cycle repeats after 10 colours, and a benchmark draws more curves than that;
+    the markers keep curves apart in greyscale and for colour-blind readers.
+    """
+    import matplotlib
+
+    tab20 = matplotlib.colormaps["tab20"]
+    # the dark shades first: each light one pairs with a dark one, so they come only after the 10th curve
+    colours = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2))]
+    return {group: (colours[i % 20], CURVE_MARKERS[i % len(CURVE_MARKERS)]) for i, group in enumerate(groups)}
+
+
 def _draw_axis(ax: Any, rows: Sequence[Mapping[str, Any]], column: str) -> None:
     """Draw :func:`round_table` ``rows`` against cost ``column`` on ``ax``: one line per group (mean, with a
     lowest-to-highest band over seeds), each reference as a dashed horizontal line."""
     references = {row["reference"] for row in rows if row.get("reference")}
     styles = iter(["--", ":", "-."] * len(rows))
+    look = curve_styles([group for group in dict.fromkeys(row["group"] for row in rows) if group not in references])
     for group in dict.fromkeys(row["group"] for row in rows):
         mine = [row for row in rows if row["group"] == group]
         if group in references:
@@ -263,11 +281,15 @@ def _draw_axis(ax: Any, rows: Sequence[Mapping[str, Any]], column: str) -> None:
             continue
         xs = [row[column] for row in mine]
         seeds = max(row["seeds"] for row in mine)
-        (line,) = ax.plot(xs, [100 * row["miou_mean"] for row in mine], marker="o", markersize=3,
-                          label=group + (f" ({seeds} seeds)" if seeds > 1 else ""))
+        colour, marker = look[group]
+        ax.plot(xs, [100 * row["miou_mean"] for row in mine], color=colour, marker=marker, markersize=4,
+                label=group + (f" ({seeds} seeds)" if seeds > 1 else ""))
         if seeds > 1:
             ax.fill_between(xs, [100 * row["miou_min"] for row in mine], [100 * row["miou_max"] for row in mine],
-                            color=line.get_color(), alpha=0.15, linewidth=0)
+                            color=colour, alpha=0.15, linewidth=0)
+    spread = [row[column] for row in rows if row[column] > 0 and row["group"] not in references]
+    if column == "labelled_pixels" and spread and max(spread) > 100 * min(spread):
+        ax.set_xscale("log")  # regions label ~100x more pixels than clicks: a linear axis squashes the pixel curves
     ax.grid(alpha=0.3)
 
 
@@ -276,7 +298,7 @@ def _save(fig: Any, out: str | os.PathLike[str]) -> None:
 
     fig.tight_layout()
     with atomic_path(Path(out)) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight")  # keeps a legend outside the axes
     plt.close(fig)
 
 
@@ -307,7 +329,7 @@ def plot_axis(
     _draw_axis(ax, round_table(curves, groups, references), column)
     ax.set_xlabel(hours_label(curves) if column == "hours" else dict(COST_AXES)[column])
     ax.set_ylabel("test mIoU (%)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: curves end bottom right
     _save(fig, out)
 
 
@@ -324,5 +346,5 @@ def plot_comparison(
         _draw_axis(ax, rows, column)
         ax.set_xlabel(hours_label(curves) if column == "hours" else label)
     axes[0].set_ylabel("test mIoU (%)")
-    axes[-1].legend(fontsize=8, loc="lower right")
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, out)
