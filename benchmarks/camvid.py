@@ -193,10 +193,10 @@ class Claims:
         binary, region = self.curve("binary_greedy"), self.curve("sp_class_balanced")
         if not binary or not region:
             return "not yet run"
-        best = {name: max(curve, key=lambda r: r["miou_mean"]) for name, curve in (("binary", binary), ("region", region))}
+        curves = {"binary": binary, "region": region}
+        best = {name: max(curve, key=lambda r: r["miou_mean"]) for name, curve in curves.items()}
         target = min(best["binary"]["miou_mean"], best["region"]["miou_mean"])
-        hours = {name: next(r["hours"] for r in curve if r["miou_mean"] >= target)
-                 for name, curve in (("binary", binary), ("region", region))}
+        hours = {name: next(r["hours"] for r in curve if r["miou_mean"] >= target) for name, curve in curves.items()}
         faster = hours["binary"] < hours["region"]
         if faster and best["binary"]["miou_mean"] < best["region"]["miou_mean"]:
             verdict = f"partly holds: only up to {_pct(target)} mIoU, the best binary questions reach"

@@ -272,8 +272,9 @@ def _draw_axis(ax: Any, rows: Sequence[Mapping[str, Any]], column: str) -> None:
     lowest-to-highest band over seeds), each reference as a dashed horizontal line."""
     references = {row["reference"] for row in rows if row.get("reference")}
     styles = iter(["--", ":", "-."] * len(rows))
-    look = curve_styles([group for group in dict.fromkeys(row["group"] for row in rows) if group not in references])
-    for group in dict.fromkeys(row["group"] for row in rows):
+    groups = list(dict.fromkeys(row["group"] for row in rows))
+    look = curve_styles([group for group in groups if group not in references])
+    for group in groups:
         mine = [row for row in rows if row["group"] == group]
         if group in references:
             ax.axhline(100 * mine[-1]["miou_mean"], color="black", linestyle=next(styles), linewidth=1,
