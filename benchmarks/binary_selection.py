@@ -82,7 +82,7 @@ def run_one(n: int, method: str, solver: str | None, seed: int, scaling: str, ti
 
 def lp_estimate(n: int, measured: dict) -> tuple[float, float]:
     """(seconds, GB) of the faithful LP at n, scaled by the variable count from a measured run."""
-    from alseg.acquire.binary import lp_variable_count
+    from alseg.acquire.binary_lp import lp_variable_count
 
     ratio = lp_variable_count(n, CLASSES) / lp_variable_count(measured["n"], CLASSES)
     return (measured["scores_s"] + measured["select_s"]) * ratio, measured["peak_mb"] / 1024 * ratio

@@ -11,18 +11,16 @@ from alseg.acquire.binary import (
     BINARY_METHODS,
     BinaryScores,
     FeatureRedundancy,
-    MatrixRedundancy,
     asked_pairs_mask,
     binary_entropy,
     binary_scores,
     confidence_matrix,
-    integer_objective,
-    lp_variable_count,
     rank_to_unit,
     redundancy_matrix,
     select_binary,
-    selection_redundancy,
 )
+from alseg.acquire.binary_lp import lp_variable_count
+from alseg.acquire.binary_problem import MatrixRedundancy, integer_objective, selection_redundancy
 
 FAST_METHODS = ("greedy", "rr", "ee")
 

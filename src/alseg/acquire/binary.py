@@ -23,40 +23,54 @@ Problem (paper eq. 4/5, minimised over binary M (N, C) and v (N,))::
     s.t. sum M = B,  sum_j M_ij <= C_max,  M_ij <= v_i,  M_ij = 0 where (i, j) was asked before.
 
 ``v^T R v`` is the full quadratic form: each chosen image pays ``R_ii`` and each unordered pair of chosen
-images ``2 R_ik`` (:func:`selection_redundancy`). :func:`integer_objective` evaluates it for any selection.
+images ``2 R_ik`` (:func:`~alseg.acquire.binary_problem.selection_redundancy`);
+:func:`~alseg.acquire.binary_problem.integer_objective` evaluates it for any selection.
 
 Methods (:func:`select_binary`)
 -------------------------------
 ``lp``
-    The paper's LP (eq. 8) relaxed and built with PuLP, then rounded (:func:`select_lp`). Faithful, but
-    the relaxation is weak: ``v_i = 0.5`` makes every ``z_ik = 0`` feasible, so the redundancy term
-    vanishes and the rounding follows uncertainty alone. N (N - 1) / 2 ``z`` variables: quadratic memory.
+    The paper's LP (eq. 8) relaxed and built with PuLP, then rounded
+    (:func:`~alseg.acquire.binary_lp.select_lp`). Faithful, but the relaxation is weak: ``v_i = 0.5`` makes
+    every ``z_ik = 0`` feasible, so the redundancy term vanishes and the rounding follows uncertainty alone.
+    N (N - 1) / 2 ``z`` variables: quadratic memory.
 ``milp``
     The same model with binary variables, solved to optimality or a time limit (small N only).
 ``greedy``
-    Ours (:func:`select_greedy`): a greedy construction on the integer objective, a local search over the
-    set of chosen images (swap, add, remove) with the pairs of a given image set allocated exactly, and a
-    few random perturbations ("kicks") of the local optimum. Vectorised numpy; memory O(N (F + C) + K N)
-    for K chosen images.
+    Ours (:func:`~alseg.acquire.binary_greedy.select_greedy`): a greedy construction on the integer
+    objective, a local search over the set of chosen images (swap, add, remove) with the pairs of a given
+    image set allocated exactly, and a few random perturbations ("kicks") of the local optimum. Vectorised
+    numpy; memory O(N (F + C) + K N) for K chosen images.
 ``rr``, ``ee``
     Baselines: random images with random classes; entropy-ranked images with their most uncertain classes.
 
-Every method returns a :class:`BinarySelection` of exactly B pairs, at most C_max per image, none asked
-before, deterministic for a given seed.
+Every method returns a :class:`~alseg.acquire.binary_problem.BinarySelection` of exactly B pairs, at most
+C_max per image, none asked before, deterministic for a given seed.
+
+Modules: this one holds the scores (entropy, confidence, feature redundancy), the problem set-up, the
+baselines RR and EE and the dispatcher :func:`select_binary`; :mod:`alseg.acquire.binary_problem` the
+redundancy sources, the objective and the selection type; :mod:`alseg.acquire.binary_lp` the LP and MILP;
+:mod:`alseg.acquire.binary_greedy` our greedy selection.
 """
 
 from __future__ import annotations
 
 import math
-import time
-import warnings
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from alseg.acquire.binary_greedy import select_greedy
+from alseg.acquire.binary_lp import select_lp, select_milp
+from alseg.acquire.binary_problem import (
+    BinarySelection,
+    RedundancySource,
+    _fill_in_order,
+    _finish,
+    _Problem,
+)
+
 BINARY_METHODS = ("lp", "milp", "greedy", "rr", "ee")
-LP_SOLVERS = ("cbc", "highs")
 DEFAULT_EPS = 1e-6
 _CHUNK_ROWS = 1024
 
@@ -152,59 +166,6 @@ def confidence_matrix(entropy: np.ndarray, alpha: float = 1.0, scaling: str = "m
     raise ValueError(f"unknown confidence scaling {scaling!r}; expected one of {CONFIDENCE_SCALINGS}")
 
 
-class RedundancySource(Protocol):
-    """Access to a scaled redundancy matrix R (N, N) without necessarily holding it in memory."""
-
-    @property
-    def size(self) -> int:
-        """N."""
-        ...
-
-    def rows(self, index: np.ndarray) -> np.ndarray:
-        """``R[index, :]``, float64 (len(index), N)."""
-        ...
-
-    def diagonal(self) -> np.ndarray:
-        """``R_ii``, float64 (N,)."""
-        ...
-
-    def matrix(self) -> np.ndarray:
-        """The whole R, float64 (N, N)."""
-        ...
-
-
-@dataclass(frozen=True)
-class MatrixRedundancy:
-    """A redundancy source holding an explicit (already scaled) matrix ``R`` (N, N), non-negative."""
-
-    R: np.ndarray
-
-    def __post_init__(self) -> None:
-        R = np.asarray(self.R, dtype=np.float64)
-        if R.ndim != 2 or R.shape[0] != R.shape[1]:
-            raise ValueError(f"redundancy matrix must be square (N, N), got shape {R.shape}")
-        if not np.isfinite(R).all():
-            raise ValueError("redundancy matrix holds NaN or inf")
-        if (R < 0).any():
-            raise ValueError("redundancy matrix must be non-negative (scale it to [0, 1])")
-        if not np.allclose(R, R.T):
-            raise ValueError("redundancy matrix must be symmetric")
-        object.__setattr__(self, "R", R)
-
-    @property
-    def size(self) -> int:
-        return int(self.R.shape[0])
-
-    def rows(self, index: np.ndarray) -> np.ndarray:
-        return self.R[np.asarray(index, dtype=np.int64)]
-
-    def diagonal(self) -> np.ndarray:
-        return np.diag(self.R).copy()
-
-    def matrix(self) -> np.ndarray:
-        return self.R
-
-
 class FeatureRedundancy:
     """Scaled cosine redundancy computed from image features on demand (paper eq. 3).
 
@@ -251,13 +212,6 @@ class FeatureRedundancy:
 
     def matrix(self) -> np.ndarray:
         return self._scale(self.unit @ self.unit.T)
-
-
-def as_redundancy(R: np.ndarray | RedundancySource) -> RedundancySource:
-    """Wrap an explicit (N, N) matrix in :class:`MatrixRedundancy`; pass a source through."""
-    if isinstance(R, np.ndarray):
-        return MatrixRedundancy(R)
-    return R
 
 
 def redundancy_matrix(features: np.ndarray) -> np.ndarray:
@@ -367,120 +321,8 @@ def asked_pairs_mask(
 
 
 # ----------------------------------------------------------------------------------------------------------
-# objective
+# the problem and the baselines
 # ----------------------------------------------------------------------------------------------------------
-
-
-def selection_redundancy(R: np.ndarray | RedundancySource, images: np.ndarray) -> float:
-    """``v^T R v`` for the indicator v of the distinct ``images``: sum of R over all ordered pairs of
-    chosen images, the diagonal included (each image pays ``R_ii``, each unordered pair ``2 R_ik``)."""
-    chosen = np.unique(np.asarray(images, dtype=np.int64))
-    if chosen.size == 0:
-        return 0.0
-    return float(as_redundancy(R).rows(chosen)[:, chosen].sum())
-
-
-def integer_objective(
-    G: np.ndarray, R: np.ndarray | RedundancySource, chosen: np.ndarray, lam: float
-) -> float:
-    """The paper's objective ``sum_ij G_ij M_ij + lam * v^T R v`` of an integer selection (lower is better).
-
-    Parameters
-    ----------
-    G : ndarray of float, shape (N, C)
-        Scaled confidence.
-    R : ndarray (N, N) or RedundancySource
-        Scaled redundancy.
-    chosen : ndarray of bool, shape (N, C)
-        The selection M; ``v_i = any_j M_ij``.
-    lam : float
-    """
-    M = np.asarray(chosen, dtype=bool)
-    if M.shape != np.shape(G):
-        raise ValueError(f"selection shape {M.shape} differs from G shape {np.shape(G)}")
-    return float(np.asarray(G, dtype=np.float64)[M].sum()) + lam * selection_redundancy(
-        R, np.flatnonzero(M.any(axis=1))
-    )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# selections
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class BinarySelection:
-    """Chosen (image, class) pairs, sorted by ``rank``.
-
-    Attributes
-    ----------
-    image, class_id : ndarray of int64, shape (B,)
-    score : ndarray of float64, shape (B,)
-        Binary entropy H of the pair's presence (nats; larger = more uncertain), for every method.
-    rank : ndarray of int64, shape (B,)
-        0..B-1, the method's order: ``lp`` the rounding order (largest relaxed M first); ``greedy`` and
-        ``milp`` descending score; ``ee`` image rank then class rank; ``rr`` the random draw order.
-    method : str
-    objective : float
-        :func:`integer_objective` of the selection with the G, R and lam it was chosen with.
-    redundancy : float
-        :func:`selection_redundancy` of its images.
-    lp_value : ndarray of float64, shape (B,), or None
-        The relaxed ``M_ij`` of each pair (``lp`` only).
-    info : dict
-        Method details (solver status, times, sizes, local-search moves).
-    """
-
-    image: np.ndarray
-    class_id: np.ndarray
-    score: np.ndarray
-    rank: np.ndarray
-    method: str
-    objective: float
-    redundancy: float
-    lp_value: np.ndarray | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def size(self) -> int:
-        return int(self.image.size)
-
-    @property
-    def num_images(self) -> int:
-        """Number of distinct images asked about."""
-        return int(np.unique(self.image).size)
-
-    def matrix(self, num_images: int, num_classes: int) -> np.ndarray:
-        """The selection as a boolean (N, C) matrix M."""
-        M = np.zeros((num_images, num_classes), dtype=bool)
-        M[self.image, self.class_id] = True
-        return M
-
-
-@dataclass(frozen=True)
-class _Problem:
-    """A validated instance: G, H (N, C), R, available (N, C) bool, budget, cap per image, lam."""
-
-    G: np.ndarray
-    H: np.ndarray
-    R: RedundancySource
-    available: np.ndarray
-    budget: int
-    c_max: int
-    lam: float
-
-    @property
-    def n(self) -> int:
-        return int(self.G.shape[0])
-
-    @property
-    def c(self) -> int:
-        return int(self.G.shape[1])
-
-    @property
-    def cap(self) -> np.ndarray:
-        """Pairs each image can still give, (N,) int64: min(C_max, available classes)."""
-        return np.minimum(self.c_max, self.available.sum(axis=1))
 
 
 def _problem(
@@ -508,518 +350,6 @@ def _problem(
             f"pairs over {n} images, at most C_max = {c_max} per image)"
         )
     return problem
-
-
-def _finish(problem: _Problem, image: np.ndarray, cls: np.ndarray, method: str,
-            lp_value: np.ndarray | None = None, info: dict[str, Any] | None = None,
-            order: str = "score") -> BinarySelection:
-    """Build the selection from pairs given in the method's order (``order="given"``) or sorted by
-    descending score (``order="score"``, ties by image then class); check the invariants."""
-    image = np.asarray(image, dtype=np.int64)
-    cls = np.asarray(cls, dtype=np.int64)
-    score = problem.H[image, cls]
-    if order == "score":
-        perm = np.lexsort((cls, image, -score))
-        image, cls, score = image[perm], cls[perm], score[perm]
-        if lp_value is not None:
-            lp_value = lp_value[perm]
-    M = np.zeros((problem.n, problem.c), dtype=bool)
-    M[image, cls] = True
-    # invariants every method must keep (a failure here is a bug, not bad input)
-    assert image.size == problem.budget and M.sum() == problem.budget, "budget not met exactly"
-    assert not (M & ~problem.available).any(), "a pair was asked before"
-    assert M.sum(axis=1).max() <= problem.c_max, "C_max exceeded"
-    objective = integer_objective(problem.G, problem.R, M, problem.lam)
-    return BinarySelection(
-        image=image, class_id=cls, score=score, rank=np.arange(image.size, dtype=np.int64), method=method,
-        objective=objective, redundancy=selection_redundancy(problem.R, image), lp_value=lp_value,
-        info=info or {},
-    )
-
-
-def _fill_in_order(problem: _Problem, flat_order: np.ndarray) -> np.ndarray:
-    """Walk flat pair indices (i * C + j) in order, keeping available pairs while the image has fewer than
-    C_max and the budget is not met; return the kept flat indices in walk order."""
-    flat_order = flat_order[problem.available.reshape(-1)[flat_order]]
-    image = flat_order // problem.c
-    # occurrence number of each pair among its image's pairs along the walk (0 = the image's first)
-    by_image = np.argsort(image, kind="stable")
-    sorted_image = image[by_image]
-    starts = np.flatnonzero(np.r_[True, sorted_image[1:] != sorted_image[:-1]])
-    within = np.arange(sorted_image.size) - np.repeat(starts, np.diff(np.r_[starts, sorted_image.size]))
-    occurrence = np.empty_like(within)
-    occurrence[by_image] = within
-    kept = flat_order[occurrence < problem.c_max]
-    return kept[: problem.budget]
-
-
-# ---- LP (faithful) ----------------------------------------------------------------------------------------
-
-
-def lp_variable_count(num_images: int, num_classes: int) -> int:
-    """Variables of the faithful model: N C (M) + N (v) + N (N - 1) / 2 (z)."""
-    return num_images * num_classes + num_images + num_images * (num_images - 1) // 2
-
-
-def _pulp_solver(solver: str, mip: bool, time_limit: float | None, msg: bool) -> Any:
-    import pulp
-
-    if solver == "cbc":
-        coin = pulp.COIN_CMD(mip=mip, msg=msg, timeLimit=time_limit, threads=1)
-        if coin.available():  # a CBC on PATH (PuLP 4 no longer bundles one)
-            return coin
-        bundled = getattr(pulp, "PULP_CBC_CMD", None)  # PuLP < 4 bundles CBC (deprecated in 3.3)
-        if bundled is None:
-            raise ValueError("solver 'cbc' needs a CBC binary (pip install 'pulp[cbc]'), or use 'highs'")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return bundled(mip=mip, msg=msg, timeLimit=time_limit, threads=1)
-    if solver == "highs":
-        if "HiGHS" not in pulp.listSolvers(onlyAvailable=True):
-            raise ValueError("solver 'highs' needs the highspy package (pip install highspy)")
-        return pulp.HiGHS(mip=mip, msg=msg, timeLimit=time_limit, threads=1)
-    raise ValueError(f"unknown LP solver {solver!r}; expected one of {LP_SOLVERS}")
-
-
-def _solve_pulp_model(
-    problem: _Problem, integer: bool, solver: str, time_limit: float | None, msg: bool
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Build the paper's eq. 8 with PuLP and solve it; return M (N, C), v (N,) and an info dict.
-
-    Variables: ``M_ij`` in [0, 1] (upper bound 0 for pairs asked before), ``v_i`` in [0, 1], ``z_ik`` in
-    [0, 1] for i < k (binary when ``integer``). Objective ``sum G_ij M_ij + lam (sum_i R_ii v_i +
-    2 sum_{i<k} R_ik z_ik)``, which equals ``sum G M + lam v^T R v`` for binary v (``v_i^2 = v_i``).
-    Constraints ``sum M = B``, ``sum_j M_ij <= C_max``, ``M_ij <= v_i``, ``v_i + v_k <= 1 + 2 z_ik``.
-    """
-    import pulp
-
-    started = time.perf_counter()
-    n, c = problem.n, problem.c
-    R = problem.R.matrix()
-    cat = pulp.LpInteger if integer else pulp.LpContinuous  # LpBinary would override the bounds
-    model = pulp.LpProblem("binary_queries", pulp.LpMinimize)
-    M = [[model.add_variable(f"M_{i}_{j}", 0, 1 if problem.available[i, j] else 0, cat) for j in range(c)]
-         for i in range(n)]
-    v = [model.add_variable(f"v_{i}", 0, 1, cat) for i in range(n)]
-    z_terms = []
-    iu, ku = np.triu_indices(n, k=1)
-    for i, k in zip(iu.tolist(), ku.tolist()):
-        z = model.add_variable(f"z_{i}_{k}", 0, 1, cat)
-        z_terms.append((z, 2.0 * problem.lam * float(R[i, k])))
-        model.addConstraint(
-            pulp.LpConstraint(pulp.LpAffineExpression([(v[i], 1.0), (v[k], 1.0), (z, -2.0)]),
-                              pulp.LpConstraintLE, rhs=1.0),
-            name=f"pair_{i}_{k}",
-        )
-    objective = [(M[i][j], float(problem.G[i, j])) for i in range(n) for j in range(c)]
-    objective += [(v[i], problem.lam * float(R[i, i])) for i in range(n)]
-    model.setObjective(pulp.LpAffineExpression(objective + z_terms))
-    model.addConstraint(
-        pulp.LpConstraint(pulp.LpAffineExpression([(M[i][j], 1.0) for i in range(n) for j in range(c)]),
-                          pulp.LpConstraintEQ, rhs=float(problem.budget)),
-        name="budget",
-    )
-    for i in range(n):
-        model.addConstraint(
-            pulp.LpConstraint(pulp.LpAffineExpression([(M[i][j], 1.0) for j in range(c)]),
-                              pulp.LpConstraintLE, rhs=float(problem.c_max)),
-            name=f"cap_{i}",
-        )
-        for j in range(c):
-            model.addConstraint(
-                pulp.LpConstraint(pulp.LpAffineExpression([(M[i][j], 1.0), (v[i], -1.0)]),
-                                  pulp.LpConstraintLE, rhs=0.0),
-                name=f"link_{i}_{j}",
-            )
-    built = time.perf_counter()
-    status = model.solve(_pulp_solver(solver, integer, time_limit, msg))
-    solved = time.perf_counter()
-    values = np.array([[M[i][j].value() for j in range(c)] for i in range(n)], dtype=np.float64)
-    if np.isnan(values).any() or any(M[i][j].value() is None for i in range(n) for j in range(c)):
-        raise RuntimeError(f"{solver} returned no solution (status {pulp.LpStatus[status]})")
-    v_values = np.array([x.value() for x in v], dtype=np.float64)
-    info = {
-        "solver": solver,
-        "status": pulp.LpStatus[status],
-        "solution_status": pulp.LpSolution.get(model.sol_status, str(model.sol_status)),
-        "variables": lp_variable_count(n, c),
-        "constraints": model.numConstraints(),
-        "build_seconds": built - started,
-        "solve_seconds": solved - built,
-        "model_objective": float(pulp.value(model.objective)),
-    }
-    return np.clip(values, 0.0, 1.0), v_values, info
-
-
-def select_lp(
-    problem: _Problem,
-    solver: str = "cbc",
-    seed: int = 0,
-    time_limit: float | None = None,
-    msg: bool = False,
-) -> BinarySelection:
-    """The paper's method: relaxed eq. 8 with PuLP, then rounding.
-
-    Rounding: walk the pairs by descending relaxed ``M_ij``; ties (the relaxation is full of them, e.g.
-    many entries at 0.5) by ascending G (the more uncertain pair first), then by a random order drawn from
-    ``seed``; keep a pair while its image has fewer than C_max kept pairs and it was not asked before,
-    until B pairs are kept. Deterministic for a seed (the solvers are deterministic on one thread).
-    """
-    M, v, info = _solve_pulp_model(problem, integer=False, solver=solver, time_limit=time_limit, msg=msg)
-    info["relaxed_objective"] = info.pop("model_objective")
-    info["v_max"] = float(v.max())
-    tie = np.random.default_rng(seed).permutation(problem.n * problem.c)
-    order = np.lexsort((tie, problem.G.reshape(-1), -M.reshape(-1)))
-    kept = _fill_in_order(problem, order)
-    image, cls = kept // problem.c, kept % problem.c
-    return _finish(problem, image, cls, "lp", lp_value=M[image, cls], info=info, order="given")
-
-
-def select_milp(
-    problem: _Problem, solver: str = "cbc", time_limit: float | None = 60.0, msg: bool = False
-) -> BinarySelection:
-    """Eq. 8 with binary variables, solved by CBC or HiGHS (exact when the solver reports optimal within
-    ``time_limit``; ``info["status"]`` says). Quadratic size: for small pools (N up to ~100)."""
-    M, _, info = _solve_pulp_model(problem, integer=True, solver=solver, time_limit=time_limit, msg=msg)
-    info["milp_objective"] = info.pop("model_objective")
-    chosen = M > 0.5
-    if chosen.sum() != problem.budget:
-        raise RuntimeError(f"milp: solver returned {int(chosen.sum())} pairs for budget {problem.budget} "
-                           f"(status {info['status']})")
-    image, cls = np.nonzero(chosen)
-    return _finish(problem, image, cls, "milp", info=info)
-
-
-# ---- greedy + local search (ours) -------------------------------------------------------------------------
-
-
-class _PermutedRedundancy:
-    """R with rows and columns permuted: ``rows(idx) = R[perm[idx]][:, perm]`` (seeded tie-breaking)."""
-
-    def __init__(self, base: RedundancySource, perm: np.ndarray) -> None:
-        self.base, self.perm = base, perm
-
-    def rows(self, index: np.ndarray) -> np.ndarray:
-        return self.base.rows(self.perm[np.asarray(index, dtype=np.int64)])[:, self.perm]
-
-
-@dataclass
-class _ImageSet:
-    """A candidate solution: chosen images (K,), their pair counts (K,) and R rows (K, N)."""
-
-    images: np.ndarray
-    counts: np.ndarray
-    rows: np.ndarray
-
-
-class _GreedySolver:
-    """Greedy construction and local search for ``sum G M + lam v^T R v`` (see :func:`select_greedy`).
-
-    Per image the available classes are sorted by ascending G; an image that gives t pairs gives its t
-    best, at cost ``prefix[i, t]`` (inf when t exceeds its cap), so a solution is the image set S with a
-    count per image.
-    """
-
-    def __init__(self, problem: _Problem, perm: np.ndarray) -> None:
-        self.budget, self.lam = problem.budget, problem.lam
-        self.cmax = min(problem.c_max, problem.c)
-        G = np.where(problem.available, problem.G, np.inf)[perm]
-        self.class_order = np.argsort(G, axis=1, kind="stable")
-        sorted_g = np.take_along_axis(G, self.class_order, axis=1)[:, : self.cmax]
-        self.cap = np.minimum(self.cmax, problem.available[perm].sum(axis=1))
-        self.sorted_g = np.where(np.arange(self.cmax)[None, :] < self.cap[:, None], sorted_g, np.inf)
-        self.prefix = np.zeros((problem.n, self.cmax + 1))
-        self.prefix[:, 1:] = np.cumsum(self.sorted_g, axis=1)
-        self.R = _PermutedRedundancy(problem.R, perm)
-        self.diag = problem.R.diagonal()[perm]
-        self.n = problem.n
-
-    # -- objective and exact allocation for a fixed image set --
-
-    def cost(self, s: _ImageSet) -> float:
-        pair_cost = float(self.prefix[s.images, s.counts].sum())
-        return pair_cost + self.lam * float(s.rows[:, s.images].sum())
-
-    def allocate(self, images: np.ndarray) -> np.ndarray:
-        """Optimal counts for the image set: each image its best pair, then the B - K cheapest of the
-        images' further pairs (within an image they are taken in G order, so caps hold by construction)."""
-        k = images.size
-        counts = np.ones(k, dtype=np.int64)
-        extra = self.budget - k
-        if extra > 0:
-            further = self.sorted_g[images, 1:]  # (K, cmax - 1), inf beyond the cap
-            flat = np.argsort(further, axis=None, kind="stable")[:extra]
-            counts += np.bincount(flat // further.shape[1], minlength=k)
-        return counts
-
-    def make(self, images: np.ndarray, rows: np.ndarray | None = None) -> _ImageSet:
-        images = np.asarray(images, dtype=np.int64)
-        rows = self.R.rows(images) if rows is None else rows
-        return _ImageSet(images, self.allocate(images), rows)
-
-    # -- construction --
-
-    def construct(self) -> _ImageSet:
-        """Add pairs until B: either the next pair of an open image (cost G) or a new image with its
-        best t pairs, compared at their amortised cost ``(prefix[t] + lam (R_ii + 2 sum_S R_ik)) / t``."""
-        counts = np.zeros(self.n, dtype=np.int64)
-        red = np.zeros(self.n)
-        opened: list[int] = []
-        rows: list[np.ndarray] = []
-        remaining = self.budget
-        steps = np.arange(1, self.cmax + 1)
-        while remaining > 0:
-            open_mask = counts > 0
-            extend = np.full(self.n, np.inf)
-            can = open_mask & (counts < self.cap)
-            extend[can] = self.sorted_g[can, counts[can]]
-            best_extend = int(np.argmin(extend))
-            t_max = min(self.cmax, remaining)
-            penalty = self.lam * (self.diag + 2.0 * red)
-            amortised = (self.prefix[:, 1 : t_max + 1] + penalty[:, None]) / steps[None, :t_max]
-            amortised[open_mask] = np.inf
-            flat = int(np.argmin(amortised))
-            new, t = divmod(flat, t_max)
-            if extend[best_extend] <= amortised[new, t]:
-                counts[best_extend] += 1
-                remaining -= 1
-            else:
-                counts[new] = t + 1
-                remaining -= t + 1
-                row = self.R.rows(np.array([new]))[0]
-                red += row
-                opened.append(new)
-                rows.append(row)
-        images = np.array(opened, dtype=np.int64)
-        return _ImageSet(images, counts[images], np.stack(rows))
-
-    def by_uncertainty(self) -> _ImageSet:
-        """The B smallest-G pairs with at most C_max per image (what the relaxed LP's rounding tends to)."""
-        flat = np.argsort(self.sorted_g, axis=None, kind="stable")[: self.budget]
-        images = np.unique(flat // self.cmax)
-        return self.make(images)
-
-    def kick(self, s: _ImageSet, size: int, rng: np.random.Generator) -> _ImageSet | None:
-        """Perturb a local optimum: replace ``size`` random images of S by random images outside S that
-        can still give a pair (None when nothing can be exchanged or the result cannot hold B pairs)."""
-        outside = np.setdiff1d(np.flatnonzero(self.cap > 0), s.images)
-        size = min(size, s.images.size, outside.size)
-        if size == 0:
-            return None
-        images = s.images.copy()
-        rows = s.rows.copy()
-        slots = rng.choice(images.size, size, replace=False)
-        newcomers = rng.choice(outside, size, replace=False)
-        images[slots] = newcomers
-        rows[slots] = self.R.rows(newcomers)
-        if self.cap[images].sum() < self.budget:
-            return None
-        return self.make(images, rows)
-
-    # -- local search --
-
-    def _pair_lists(self, s: _ImageSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Spare pairs (unused, within caps) ascending and optional pairs (chosen beyond each image's
-        first) descending, as (values, owner position in S)."""
-        k = s.images.size
-        spare_n = self.cap[s.images] - s.counts
-        spare_mask = (np.arange(self.cmax)[None, :] >= s.counts[:, None]) & (
-            np.arange(self.cmax)[None, :] < self.cap[s.images][:, None])
-        opt_mask = (np.arange(self.cmax)[None, :] >= 1) & (np.arange(self.cmax)[None, :] < s.counts[:, None])
-        g = self.sorted_g[s.images]
-        owner = np.broadcast_to(np.arange(k)[:, None], g.shape)
-        spare_g, spare_owner = g[spare_mask], owner[spare_mask]
-        order = np.argsort(spare_g, kind="stable")
-        opt_g, opt_owner = g[opt_mask], owner[opt_mask]
-        order_opt = np.argsort(-opt_g, kind="stable")
-        assert spare_g.size == spare_n.sum()
-        return spare_g[order], spare_owner[order], opt_g[order_opt], opt_owner[order_opt]
-
-    def _sums_excluding_owner(self, values: np.ndarray, owner: np.ndarray, k: int, depth: int) -> np.ndarray:
-        """``out[a, d]`` (K, depth + 1): sum of the first d ``values`` not owned by a (inf if fewer)."""
-        out = np.full((k, depth + 1), np.inf)
-        out[:, 0] = 0.0
-        length = min(values.size, depth + self.cmax)  # an owner has < cmax entries: enough to skip them
-        if length == 0:
-            return out
-        values, owner = values[:length], owner[:length]
-        others = owner[None, :] != np.arange(k)[:, None]  # (K, L)
-        usable_first = np.argsort(~others, axis=1, kind="stable")  # usable entries first, in list order
-        sums = np.cumsum(np.where(np.take_along_axis(others, usable_first, 1), values[usable_first], np.inf),
-                         axis=1)
-        width = min(depth, length)
-        out[:, 1 : width + 1] = sums[:, :width]
-        return out
-
-    def improve(self, s: _ImageSet, max_moves: int) -> tuple[_ImageSet, int]:
-        """Best-improvement local search over the image set; every candidate move's exact objective
-        change (with counts fixed by the move) is computed at once, the best improving one is applied, and
-        the counts are then re-allocated optimally (which can only lower the objective further).
-
-        * swap a in S for b not in S, b taking t pairs (any t); the difference c_a - t is absorbed by the
-          cheapest spare pairs of S minus a (t < c_a) or by dropping its dearest optional pairs (t > c_a);
-        * add b with t pairs, dropping the t dearest optional pairs of S;
-        * remove a, its pairs moving to the cheapest spare pairs of S minus a.
-        """
-        s = _ImageSet(s.images, self.allocate(s.images), s.rows)
-        current = self.cost(s)
-        lam, diag = self.lam, self.diag
-        moves = 0
-        while moves < max_moves:
-            k = s.images.size
-            red = s.rows.sum(axis=0)  # (N,) sum_{a in S} R[x, a]
-            inside = np.zeros(self.n, dtype=bool)
-            inside[s.images] = True
-            own_pairs = self.prefix[s.images, s.counts]  # (K,)
-            own_red = 2.0 * red[s.images] - diag[s.images]  # R_aa + 2 sum_{s != a} R_as
-            spare_g, spare_owner, opt_g, opt_owner = self._pair_lists(s)
-            gain_spare = self._sums_excluding_owner(spare_g, spare_owner, k, self.cmax)  # (K, cmax + 1)
-            gain_drop = self._sums_excluding_owner(opt_g, opt_owner, k, self.cmax)
-            best: tuple[float, tuple[str, int, int] | None] = (-1e-12 * max(1.0, abs(current)), None)
-
-            # swap a -> b with t pairs: delta[a, b] minimised over t
-            swap_red = lam * (diag[None, :] + 2.0 * (red[None, :] - s.rows) - own_red[:, None])  # (K, N)
-            swap_pairs = np.full((k, self.n), np.inf)
-            swap_t = np.zeros((k, self.n), dtype=np.int64)
-            rows_k = np.arange(k)
-            for t in range(1, self.cmax + 1):
-                d = s.counts - t  # > 0: take d spare pairs; < 0: drop -d optional pairs
-                drop = gain_drop[rows_k, np.clip(-d, 0, self.cmax)]  # inf: too few pairs to drop
-                absorb = np.where(d >= 0, gain_spare[rows_k, np.clip(d, 0, self.cmax)],
-                                  np.where(np.isfinite(drop), -drop, np.inf))
-                candidate = self.prefix[None, :, t] + absorb[:, None]
-                better = candidate < swap_pairs
-                swap_pairs = np.where(better, candidate, swap_pairs)
-                swap_t = np.where(better, t, swap_t)
-            swap = swap_pairs - own_pairs[:, None] + swap_red
-            swap[:, inside] = np.inf
-            a, b = np.unravel_index(int(np.argmin(swap)), swap.shape)
-            if swap[a, b] < best[0]:
-                best = (float(swap[a, b]), ("swap", int(a), int(b)))
-
-            # add b with t pairs: delta[b, t]
-            dropped = np.cumsum(opt_g[: self.cmax])
-            t_max = min(self.cmax, dropped.size)
-            if t_max > 0 and k < self.budget:
-                add = (self.prefix[:, 1 : t_max + 1] - dropped[None, :t_max]
-                       + lam * (diag + 2.0 * red)[:, None])
-                add[inside] = np.inf
-                b, _ = np.unravel_index(int(np.argmin(add)), add.shape)
-                if add.min() < best[0]:
-                    best = (float(add.min()), ("add", int(b), 0))
-
-            # remove a: delta[a]
-            if k > 1:
-                remove = gain_spare[rows_k, s.counts] - own_pairs - lam * own_red
-                a = int(np.argmin(remove))
-                if remove[a] < best[0]:
-                    best = (float(remove[a]), ("remove", a, 0))
-
-            if best[1] is None:
-                break
-            kind, x, y = best[1]
-            if kind == "swap":
-                images = s.images.copy()
-                images[x] = y
-                rows = s.rows.copy()
-                rows[x] = self.R.rows(np.array([y]))[0]
-            elif kind == "add":
-                images = np.append(s.images, x)
-                rows = np.vstack([s.rows, self.R.rows(np.array([x]))])
-            else:
-                images = np.delete(s.images, x)
-                rows = np.delete(s.rows, x, axis=0)
-            candidate_set = self.make(images, rows)
-            value = self.cost(candidate_set)
-            if not value < current:  # guard against round-off cycling
-                break
-            s, current = candidate_set, value
-            moves += 1
-        return s, moves
-
-
-def select_greedy(
-    problem: _Problem,
-    seed: int = 0,
-    max_moves: int = 10_000,
-    starts: tuple[str, ...] = ("greedy", "uncertainty"),
-    kicks: int = 20,
-    kick_size: int = 2,
-) -> BinarySelection:
-    """Our selection: greedy construction plus local search on the integer objective (no relaxation).
-
-    A solution is a set S of images with a pair count per image; an image that gives t pairs gives its t
-    most uncertain (smallest G) available classes. For a fixed S the best counts are exact and cheap
-    (each image its best pair, then the B - |S| cheapest further pairs), so the search runs over S:
-
-    1. **Construction** ("greedy" start): repeatedly take the cheaper of (a) the next pair of an image
-       already in S, at cost G, and (b) a new image k with its best t pairs, at the amortised cost
-       ``(sum of its t smallest G + lam (R_kk + 2 sum_{s in S} R_ks)) / t``, the opening cost being shared
-       by the pairs it enables. All N candidates are scored with one vectorised expression per step; the
-       redundancy to S is kept as a running sum of R rows (one row computed per opened image).
-    2. **Local search** (best improvement): swap an image of S for one outside (the newcomer giving any
-       number t of pairs, the difference absorbed by the cheapest spare pairs of S or by dropping its
-       dearest optional pairs), add an image with t pairs (dropping the t dearest optional pairs), or
-       remove an image (its pairs moving to the cheapest spare pairs of S). Every candidate move's exact
-       objective change is computed at once as a (|S|, N) array per t; the best is applied if it lowers
-       the objective, the counts are re-allocated exactly, and this repeats until no move improves (a
-       local optimum for these moves) or ``max_moves``.
-    3. The "uncertainty" start (the B most uncertain pairs under C_max: where the relaxed LP's rounding
-       lands when the redundancy term vanishes) is improved the same way unless the first result already
-       beats it; the result is never worse than that uncertainty-only selection.
-    4. **Kicks**: ``kicks`` times, replace ``kick_size`` random images of the best solution by random
-       outside images, run the local search again, keep the result if it is better (iterated local
-       search; escapes optima that need two images exchanged at once).
-
-    Cost per move: O(C_max |S| N); memory O(N C + |S| N) plus the features. No optimality guarantee in
-    general (the problem contains a quadratic dispersion problem). On 1,500 random small instances (N 5-8,
-    C 3, B 3-5, C_max 1-3, lam 0.1-3) it matched brute-force enumeration on every one; without kicks it
-    missed on 24 of them (1.6%), by at most 43% of the optimum (the tests check both). Ties are broken by
-    a random image order drawn from ``seed``; the kicks draw from the same generator.
-    """
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(problem.n)
-    solver = _GreedySolver(problem, perm)
-    best: tuple[float, _ImageSet] | None = None
-    info: dict[str, Any] = {"starts": {}}
-    for start in starts:
-        began = time.perf_counter()
-        if start == "greedy":
-            initial = solver.construct()
-        elif start == "uncertainty":
-            initial = solver.by_uncertainty()
-        else:
-            raise ValueError(f"unknown greedy start {start!r}; expected 'greedy' or 'uncertainty'")
-        initial = solver.make(initial.images, initial.rows)
-        initial_cost = solver.cost(initial)
-        if best is not None and initial_cost >= best[0]:
-            # already beaten: improving it is not needed for "never worse than this start"
-            improved, moves, value = initial, 0, initial_cost
-        else:
-            improved, moves = solver.improve(initial, max_moves)
-            value = solver.cost(improved)
-        info["starts"][start] = {"initial": initial_cost, "final": value, "moves": moves,
-                                 "seconds": time.perf_counter() - began}
-        if best is None or value < best[0]:
-            best = (value, improved)
-    assert best is not None, "no start given"
-    began = time.perf_counter()
-    accepted = 0
-    for _ in range(kicks):
-        kicked = solver.kick(best[1], kick_size, rng)
-        if kicked is None:
-            continue
-        improved, _ = solver.improve(kicked, max_moves)
-        value = solver.cost(improved)
-        if value < best[0] - 1e-12 * max(1.0, abs(best[0])):
-            best = (value, improved)
-            accepted += 1
-    info["kicks"] = {"tried": kicks, "accepted": accepted, "seconds": time.perf_counter() - began}
-    s = best[1]
-    image_p = np.repeat(s.images, s.counts)
-    within = np.concatenate([np.arange(c) for c in s.counts])
-    cls = solver.class_order[image_p, within]
-    return _finish(problem, perm[image_p], cls, "greedy", info=info)
 
 
 # ---- baselines ----------------------------------------------------------------------------------------
