@@ -1,7 +1,7 @@
 """Superpixel queries over CamVid train: SEEDS, region statistics, adaptive merge and acquisition, against a
 faithful re-implementation of the official per-region algorithm, side by side on the same inputs.
 
-Ours (``alseg.superpixels``, ``alseg.acquire.superpixel``): statistics of every base superpixel in one
+Ours (``alseg.superpixels``, ``alseg.acquire.superpixel*``): statistics of every base superpixel in one
 bincount pass per field, adjacency from label changes, merging as a parent-id array (no map rewritten),
 merged-region statistics added up from the base ones, class-balanced top-B selection.
 
@@ -42,17 +42,15 @@ import numpy as np
 from scipy.spatial import distance
 
 from alseg.acquire.superpixel import (
-    SuperpixelStats,
-    adaptive_merge,
     candidate_regions,
     merge_summary,
     predicted_class_shares,
     query_of_base,
     region_scores,
     select_regions,
-    superpixel_edges,
-    superpixel_stats_from_probs,
 )
+from alseg.acquire.superpixel_merge import adaptive_merge, superpixel_edges
+from alseg.acquire.superpixel_stats import SuperpixelStats, superpixel_stats_from_probs
 from alseg.superpixels import (
     offsets_from_counts,
     read_superpixels,

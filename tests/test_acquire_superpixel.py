@@ -7,18 +7,22 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 
 from alseg.acquire.superpixel import (
-    SuperpixelStats,
-    adaptive_merge,
-    adjacency_csr,
     candidate_regions,
-    jensen_shannon_distance,
     merge_summary,
     predicted_class_shares,
     query_of_base,
-    region_map,
     region_scores,
     select_regions,
+)
+from alseg.acquire.superpixel_merge import (
+    adaptive_merge,
+    adjacency_csr,
+    jensen_shannon_distance,
+    region_map,
     superpixel_edges,
+)
+from alseg.acquire.superpixel_stats import (
+    SuperpixelStats,
     superpixel_mean_probs,
     superpixel_stats,
     superpixel_stats_from_probs,

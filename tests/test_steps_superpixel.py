@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from alseg.acquire.superpixel import superpixel_stats_from_probs
+from alseg.acquire.superpixel_stats import superpixel_stats_from_probs
 from alseg.config import BUILTIN_DEFAULTS, ConfigError, deep_merge, resolve_config
 from alseg.data import load_split, prepare_dataset
 from alseg.inference_file import (

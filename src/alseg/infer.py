@@ -146,7 +146,7 @@ def write_inference(
             torch.manual_seed(seed)  # inside fork_rng: the caller's RNG state is left as it was
             writer = InferenceWriter(h5, num_images, height, width, num_classes, compression)
             if superpixels is not None:
-                from alseg.acquire.superpixel import superpixel_stats_from_probs
+                from alseg.acquire.superpixel_stats import superpixel_stats_from_probs
 
                 _check_superpixel_maps(superpixels, num_images, height, width)
                 create_superpixel_group(h5, superpixels.num_superpixels, num_classes,

@@ -36,16 +36,15 @@ import h5py
 import numpy as np
 
 from alseg.acquire.superpixel import (
-    SuperpixelStats,
-    adaptive_merge,
     candidate_regions,
     merge_summary,
     predicted_class_shares,
     query_of_base,
     region_scores,
     select_regions,
-    superpixel_edges,
 )
+from alseg.acquire.superpixel_merge import adaptive_merge, superpixel_edges
+from alseg.acquire.superpixel_stats import SuperpixelStats
 from alseg.atomic import atomic_path
 from alseg.data import dataset_info, load_split
 from alseg.inference_file import InferenceFileError, read_superpixel_fields
