@@ -1,9 +1,9 @@
 """Superpixel queries over CamVid train: SEEDS, region statistics, adaptive merge and acquisition, against a
 faithful re-implementation of the official per-region algorithm, side by side on the same inputs.
 
-Ours (``alseg.superpixels``, ``alseg.acquire.superpixel*``): statistics of every base superpixel in one
-bincount pass per field, adjacency from label changes, merging as a parent-id array (no map rewritten),
-merged-region statistics added up from the base ones, class-balanced top-B selection.
+Ours (``alseg.superpixel*``, ``alseg.region_stats``, ``alseg.acquire.superpixel*``): statistics of every
+base superpixel in one bincount pass per field, adjacency from label changes, merging as a parent-id array
+(no map rewritten), merged-region statistics added up from the base ones, class-balanced top-B selection.
 
 Official (``scripts/gen_adaptive_spx.py``, ``scripts/extract_model_predictions_cb.py`` and
 ``scripts/region_selection_using_cb.py`` of the ICCV 2023 code, re-implemented here at one resolution):
@@ -51,10 +51,10 @@ from alseg.acquire.superpixel import (
 )
 from alseg.acquire.superpixel_merge import adaptive_merge, superpixel_edges
 from alseg.acquire.superpixel_stats import SuperpixelStats, superpixel_stats_from_probs
+from alseg.superpixel_methods import seeds_superpixels
 from alseg.superpixels import (
     offsets_from_counts,
     read_superpixels,
-    seeds_superpixels,
     write_superpixels,
 )
 

@@ -7,23 +7,27 @@ import h5py
 import numpy as np
 import pytest
 
-from alseg.superpixels import (
-    SEEDS_DEFAULTS,
-    SuperpixelFileError,
-    compute_superpixels,
-    image_of_superpixel,
-    map_seeds,
-    oracle_superpixels,
-    read_superpixels,
+from alseg.region_stats import (
     region_class_counts,
     region_means,
     region_pixel_counts,
     region_sums,
+)
+from alseg.superpixel_methods import (
+    SEEDS_DEFAULTS,
+    map_seeds,
+    oracle_superpixels,
     relabel_contiguous,
     seeds_grid_count,
     seeds_input,
     seeds_request_for_size,
     seeds_superpixels,
+)
+from alseg.superpixels import (
+    SuperpixelFileError,
+    compute_superpixels,
+    image_of_superpixel,
+    read_superpixels,
 )
 
 

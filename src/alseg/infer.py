@@ -21,11 +21,11 @@ from torch import nn
 
 from alseg.atomic import atomic_path
 from alseg.augment import normalise_images
+from alseg.h5attrs import _attr_value
 from alseg.inference_file import (
     DEFAULT_COMPRESSION,
     ENTROPY_EPS,
     InferenceWriter,
-    _attr_value,
     create_superpixel_group,
     write_superpixel_rows,
 )

@@ -12,18 +12,20 @@ Layout (docs/architecture.md, "Inference dump"):
 - superpixel experiments only: ``/superpixel/pixel_count`` int64 (S,), ``uncertainty_sum`` float64 (S,),
   ``pred_counts`` int32 (S, C), ``mean_prob`` float32 (S, C), per base superpixel (:data:`SUPERPIXEL_FIELDS`).
 - attrs: ``model`` (checksum), ``mc_passes``, ``seed``, ``num_classes``, plus the caller's (``round``,
-  ``classes``, ...); lists and dicts are stored as JSON strings and decoded by :func:`read_inference`.
+  ``classes``, ...); lists and dicts are stored as JSON strings (:mod:`alseg.h5attrs`) and decoded by
+  :func:`read_inference`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+
+from alseg.h5attrs import _attr_value, _decode_attr
 
 PIXEL_FIELDS = ("top1", "top2", "entropy", "pred")
 IMAGE_FIELDS = ("class_presence", "pred_pixels", "features")
@@ -77,31 +79,6 @@ def compression_options(spec: str) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown compression {spec!r} (expected none, lzf or gzip-<0..9>)")
     return options
-
-
-def _attr_value(value: Any) -> Any:
-    """HDF5-storable form of an attribute: lists/dicts/None as JSON text, numpy scalars as Python."""
-    if isinstance(value, (list, tuple, dict)) or value is None:
-        return json.dumps(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _decode_attr(value: Any) -> Any:
-    """Inverse of :func:`_attr_value`: JSON text back to lists/dicts/None, numpy scalars to Python."""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    if isinstance(value, str):
-        if value[:1] in ("[", "{") or value == "null":
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError:
-                return value
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 class InferenceWriter:

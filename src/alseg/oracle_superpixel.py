@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alseg.superpixels import region_class_counts
+from alseg.region_stats import region_class_counts
 
 
 def query_class_counts(

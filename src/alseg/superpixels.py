@@ -1,12 +1,13 @@
-"""Base superpixels (SEEDS, or oracle connected components), their file, and one-pass region statistics.
-
-Torch-free. Every function works on numpy arrays; the only Python loops are over images.
+"""Base superpixels of a pool: global ids, the maps of a pool, and their file (``superpixels.h5``).
 
 Label maps are *local*: image i's superpixels are numbered ``0 .. S_i - 1`` (contiguous, no gaps).
 A *global* superpixel id numbers every superpixel of the pool: ``offsets[i] + local id``, where
 ``offsets`` (int64, shape (N + 1,)) is the running sum of ``S_i`` with ``offsets[0] = 0`` and
 ``offsets[N] = S``. Global ids of one image are contiguous, so per-superpixel arrays of a batch of
 images concatenate in pool order.
+
+Computing the maps (SEEDS, oracle components) is :mod:`alseg.superpixel_methods`; statistics of
+per-pixel arrays over regions are :mod:`alseg.region_stats`. Torch-free.
 
 The file (``superpixels.h5``; the table is in ``docs/superpixels.md``):
 
@@ -26,22 +27,25 @@ attrs                                    ``format`` = ``alseg-superpixels``, ``v
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import cv2
 import h5py
 import numpy as np
-from skimage.measure import label as connected_components
 
 from alseg.atomic import atomic_path
+from alseg.h5attrs import _attr_value, _decode_attr
+from alseg.superpixel_methods import (
+    SEEDS_DEFAULTS,
+    SeedsParams,
+    map_seeds,
+    oracle_superpixels,
+    seeds_grid_count,
+    seeds_request_for_size,
+)
 
 FILE_FORMAT = "alseg-superpixels"
 FILE_VERSION = 1
@@ -55,226 +59,6 @@ _UINT16_LIMIT = 1 << 16
 
 class SuperpixelFileError(ValueError):
     """A missing, corrupt, incomplete or mismatched superpixel file (the message names the file)."""
-
-
-# --------------------------------------------------------------------------------------------------
-# SEEDS
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SeedsParams:
-    """Parameters of ``cv2.ximgproc.createSuperpixelSEEDS``; the defaults are the official code's.
-
-    Attributes
-    ----------
-    num_levels : int
-        Block levels (OpenCV lowers it by itself when the blocks would be smaller than one pixel).
-    prior : int
-        Shape smoothing prior (0-5).
-    histogram_bins : int
-        Bins per colour channel.
-    double_step : bool
-        Run each block level twice.
-    iterations : int
-        Pixel-level iterations of ``iterate``.
-    """
-
-    num_levels: int = 5
-    prior: int = 3
-    histogram_bins: int = 10
-    double_step: bool = True
-    iterations: int = 10
-
-
-SEEDS_DEFAULTS = SeedsParams()
-
-
-def seeds_input(image: np.ndarray) -> np.ndarray:
-    """The image SEEDS sees: per-channel histogram-equalised RGB, converted to 8-bit HSV.
-
-    Parameters
-    ----------
-    image : ndarray of uint8, shape (H, W, 3)
-        RGB.
-
-    Returns
-    -------
-    ndarray of uint8, shape (H, W, 3)
-        HSV with hue on the full 0-255 range (``cv2.COLOR_RGB2HSV_FULL``), so that every channel
-        spans SEEDS' histogram bins. (The official script passes float HSV with hue in degrees, which
-        SEEDS' float path clips into its last bin: hue is then ignored. Its equalisation is one joint
-        histogram over the three channels, ``skimage.exposure.equalize_hist``; ours is per channel.)
-    """
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {image.dtype}")
-    equalised = np.stack([cv2.equalizeHist(np.ascontiguousarray(image[..., c])) for c in range(3)], axis=-1)
-    return cv2.cvtColor(equalised, cv2.COLOR_RGB2HSV_FULL)
-
-
-@lru_cache(maxsize=256)
-def seeds_grid_count(width: int, height: int, requested: int, num_levels: int) -> int:
-    """Number of superpixels SEEDS makes for a request: its top-level block grid.
-
-    Reproduces the integer arithmetic of OpenCV's ``SuperpixelSEEDSImpl::initialize`` (checked against
-    ``getNumberOfSuperpixels`` for many sizes in the tests). SEEDS can only make grid counts, so a
-    request of 675 at 360 x 480 gives 165.
-    """
-    requested = max(requested, 10)
-    num_levels = max(num_levels, 2)
-    rows = int(math.sqrt(requested * height // width))
-    cols = rows * width // height
-    if rows < 1 or cols < 1:
-        return 0
-    levels = num_levels + 1
-    while True:
-        levels -= 1
-        if levels < 1:
-            return 0
-        block_w = width / cols / (1 << (levels - 1))
-        block_h = height / rows / (1 << (levels - 1))
-        if block_w >= 1 and block_h >= 1:
-            break
-    grid_w, grid_h = width // math.ceil(block_w), height // math.ceil(block_h)
-    for _ in range(1, levels):
-        grid_w //= 2
-        grid_h //= 2
-    return grid_w * grid_h
-
-
-@lru_cache(maxsize=64)
-def seeds_request_for_size(width: int, height: int, pixels_per_superpixel: float, num_levels: int) -> int:
-    """The SEEDS request whose grid comes closest to ``height * width / pixels_per_superpixel`` superpixels.
-
-    Ties go to the smallest request (deterministic). Searching is pure arithmetic (no SEEDS object).
-    """
-    if pixels_per_superpixel <= 0:
-        raise ValueError(f"pixels_per_superpixel must be > 0, got {pixels_per_superpixel}")
-    target = height * width / pixels_per_superpixel
-    best_request, best_error = 10, math.inf
-    for request in range(10, max(11, int(4 * target) + 10)):
-        count = seeds_grid_count(width, height, request, num_levels)
-        error = abs(count - target) if count > 0 else math.inf
-        if error < best_error:
-            best_request, best_error = request, error
-    return best_request
-
-
-def relabel_contiguous(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Renumber a non-negative label map to ``0 .. K-1`` (ascending order of the old ids kept), in one pass.
-
-    Parameters
-    ----------
-    labels : ndarray of int, any shape
-        Non-negative ids, possibly with gaps.
-
-    Returns
-    -------
-    relabelled : ndarray of int32, same shape
-    count : int
-        K, the number of distinct ids.
-    """
-    flat = np.asarray(labels).reshape(-1)
-    if flat.size == 0:
-        return np.zeros(labels.shape, dtype=np.int32), 0
-    if flat.min() < 0:
-        raise ValueError("labels must be non-negative")
-    present = np.bincount(flat) > 0
-    lookup = (np.cumsum(present) - 1).astype(np.int32)
-    return lookup[flat].reshape(labels.shape), int(present.sum())
-
-
-def seeds_superpixels(
-    image: np.ndarray,
-    pixels_per_superpixel: float = 256,
-    params: SeedsParams = SEEDS_DEFAULTS,
-) -> tuple[np.ndarray, int]:
-    """SEEDS superpixels of one image (deterministic).
-
-    Parameters
-    ----------
-    image : ndarray of uint8, shape (H, W, 3)
-        RGB.
-    pixels_per_superpixel : float
-        Average superpixel size wanted; the request is set by :func:`seeds_request_for_size`.
-    params : SeedsParams
-
-    Returns
-    -------
-    labels : ndarray of int32, shape (H, W)
-        Contiguous local ids ``0 .. S-1``.
-    count : int
-        S.
-    """
-    hsv = seeds_input(image)
-    height, width = hsv.shape[:2]
-    request = seeds_request_for_size(width, height, float(pixels_per_superpixel), params.num_levels)
-    seeds = cv2.ximgproc.createSuperpixelSEEDS(
-        width, height, 3, request, params.num_levels, params.prior, params.histogram_bins, params.double_step
-    )
-    seeds.iterate(hsv, params.iterations)
-    return relabel_contiguous(seeds.getLabels())
-
-
-def map_seeds(
-    images: np.ndarray,
-    pixels_per_superpixel: float = 256,
-    params: SeedsParams = SEEDS_DEFAULTS,
-    workers: int = 1,
-) -> Iterator[tuple[np.ndarray, int]]:
-    """:func:`seeds_superpixels` of every image, in order, on ``workers`` threads (OpenCV releases the GIL).
-
-    Parameters
-    ----------
-    images : ndarray of uint8, shape (N, H, W, 3)
-    pixels_per_superpixel : float
-    params : SeedsParams
-    workers : int
-        Threads; the result does not depend on it. At most ``2 * workers`` images are in flight.
-
-    Yields
-    ------
-    (labels, count)
-        int32 (H, W) contiguous local ids and their number, image by image.
-    """
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    if workers == 1:
-        for image in images:
-            yield seeds_superpixels(image, pixels_per_superpixel, params)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        window = 2 * workers
-        for start in range(0, len(images), window):
-            batch = [images[i] for i in range(start, min(start + window, len(images)))]
-            yield from pool.map(lambda im: seeds_superpixels(im, pixels_per_superpixel, params), batch)
-
-
-def oracle_superpixels(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Oracle superpixels: the 4-connected components of equal ground-truth value.
-
-    Ignore (void) pixels are not special: each 4-connected void area is a superpixel of its own,
-    whose dominant-label query is answered ``skip`` (every pixel belongs to exactly one superpixel,
-    and no void pixel dilutes a class region). 4-connectivity matches the adjacency of
-    :func:`alseg.acquire.superpixel.superpixel_edges`.
-
-    Parameters
-    ----------
-    mask : ndarray of int, shape (H, W)
-        Class id per pixel, ignore value included.
-
-    Returns
-    -------
-    labels : ndarray of int32, shape (H, W)
-        Contiguous local ids, numbered in raster order of each component's first pixel.
-    count : int
-    """
-    if mask.ndim != 2:
-        raise ValueError(f"expected a mask of shape (H, W), got {mask.shape}")
-    components = connected_components(mask.astype(np.int64), background=-1, connectivity=1)
-    return (components - 1).astype(np.int32), int(components.max())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,28 +116,6 @@ def offsets_from_counts(counts: Iterable[int]) -> np.ndarray:
     """``offsets`` (int64, (N + 1,)) from the per-image counts ``S_i``."""
     counts = np.asarray(list(counts), dtype=np.int64)
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-
-def _attr_value(value: Any) -> Any:
-    if isinstance(value, (list, tuple, dict)) or value is None:
-        return json.dumps(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _decode_attr(value: Any) -> Any:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    if isinstance(value, str) and (value[:1] in ("[", "{") or value == "null"):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
 
 def write_superpixels(
     path: str | os.PathLike[str],
@@ -537,104 +299,3 @@ def read_superpixels(
         if bad.size:
             raise SuperpixelFileError(f"{path}: image {int(index[bad[0]])} holds superpixel ids beyond its count")
     return SuperpixelMaps(labels=labels, offsets=offsets, images=index.astype(np.int64), attrs=attrs)
-
-
-# --------------------------------------------------------------------------------------------------
-# Region statistics in one pass (np.bincount), never one scan per region
-# --------------------------------------------------------------------------------------------------
-
-
-def _region_index(region: np.ndarray, num_regions: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Flattened region ids and the mask of pixels that belong to a region (None: all do)."""
-    flat = np.asarray(region).reshape(-1)
-    if not np.issubdtype(flat.dtype, np.integer):
-        raise ValueError(f"region ids must be integers, got {flat.dtype}")
-    if flat.size and flat.max() >= num_regions:
-        raise ValueError(f"region id {int(flat.max())} out of range for num_regions={num_regions}")
-    if flat.size and flat.min() < 0:
-        inside = flat >= 0
-        return flat[inside], inside
-    return flat, None
-
-
-def region_pixel_counts(region: np.ndarray, num_regions: int) -> np.ndarray:
-    """Pixels per region.
-
-    Parameters
-    ----------
-    region : ndarray of int, any shape
-        Region id per pixel in ``0 .. num_regions - 1``, or negative for a pixel in no region.
-    num_regions : int
-
-    Returns
-    -------
-    ndarray of int64, shape (num_regions,)
-    """
-    ids, _ = _region_index(region, num_regions)
-    return np.bincount(ids, minlength=num_regions).astype(np.int64)
-
-
-def region_sums(region: np.ndarray, values: np.ndarray, num_regions: int) -> np.ndarray:
-    """Sum of a per-pixel array over each region.
-
-    Parameters
-    ----------
-    region : ndarray of int, any shape
-        As in :func:`region_pixel_counts`.
-    values : ndarray of float, shape ``region.shape`` or ``region.shape + (K,)``
-        Scalar or K-channel (channels last) values per pixel.
-    num_regions : int
-
-    Returns
-    -------
-    ndarray of float64, shape (num_regions,) or (num_regions, K)
-    """
-    values = np.asarray(values)
-    region = np.asarray(region)
-    if values.shape[: region.ndim] != region.shape or values.ndim > region.ndim + 1:
-        raise ValueError(f"values of shape {values.shape} do not match regions of shape {region.shape}")
-    ids, inside = _region_index(region, num_regions)
-    flat = values.reshape(region.size, -1)
-    if inside is not None:
-        flat = flat[inside]
-    sums = np.stack([np.bincount(ids, weights=flat[:, k], minlength=num_regions) for k in range(flat.shape[1])],
-                    axis=1)
-    return sums[:, 0] if values.ndim == region.ndim else sums
-
-
-def region_means(region: np.ndarray, values: np.ndarray, num_regions: int) -> np.ndarray:
-    """Mean of a per-pixel array over each region (NaN for an empty region).
-
-    Same parameters as :func:`region_sums`; returns float64 (num_regions,) or (num_regions, K).
-    """
-    sums = region_sums(region, values, num_regions)
-    counts = region_pixel_counts(region, num_regions).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / (counts[:, None] if sums.ndim == 2 else counts)
-
-
-def region_class_counts(region: np.ndarray, classes: np.ndarray, num_regions: int, num_classes: int) -> np.ndarray:
-    """Pixels of each class in each region (one bincount over ``region * C + class``).
-
-    Parameters
-    ----------
-    region : ndarray of int, any shape
-        As in :func:`region_pixel_counts`.
-    classes : ndarray of int, same shape
-        Class per pixel; values outside ``0 .. num_classes - 1`` (the ignore value) are not counted.
-    num_regions, num_classes : int
-
-    Returns
-    -------
-    ndarray of int64, shape (num_regions, num_classes)
-    """
-    classes = np.asarray(classes)
-    if classes.shape != np.shape(region):
-        raise ValueError(f"classes of shape {classes.shape} do not match regions of shape {np.shape(region)}")
-    ids, inside = _region_index(region, num_regions)
-    flat_classes = classes.reshape(-1).astype(np.int64)
-    if inside is not None:
-        flat_classes = flat_classes[inside]
-    valid = (flat_classes >= 0) & (flat_classes < num_classes)
-    keys = ids[valid].astype(np.int64) * num_classes + flat_classes[valid]
-    return np.bincount(keys, minlength=num_regions * num_classes).reshape(num_regions, num_classes).astype(np.int64)
