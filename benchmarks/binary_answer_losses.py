@@ -29,7 +29,9 @@ from alseg.config import resolve_config
 from alseg.data import dataset_info, load_split
 from alseg.data.prepared import prepare_dataset
 from alseg.oracle_binary import class_presence_from_masks
-from alseg.train import PointLabels, evaluate, train_model
+from alseg.points import PointLabels
+from alseg.predict import evaluate
+from alseg.train import train_model
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS: dict[str, dict | None] = {

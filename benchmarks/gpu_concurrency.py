@@ -35,8 +35,8 @@ BATCH = 4
 
 
 def sparse_points(masks: np.ndarray, ignore_index: int, per_image: int, seed: int):
-    """``per_image`` random non-void pixels of every mask, as :class:`alseg.train.PointLabels`."""
-    from alseg.train import PointLabels
+    """``per_image`` random non-void pixels of every mask, as :class:`alseg.points.PointLabels`."""
+    from alseg.points import PointLabels
 
     rng = np.random.default_rng(seed)
     parts = []

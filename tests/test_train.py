@@ -7,8 +7,11 @@ import pytest
 import torch
 
 from alseg.augment import normalise_images
+from alseg.batch_loss import point_loss
 from alseg.models import build_model, forward_logits, model_checksum
-from alseg.train import PointLabels, evaluate, point_loss, predict, train_model
+from alseg.points import PointLabels
+from alseg.predict import evaluate, predict
+from alseg.train import train_model
 
 MODEL = {"name": "small_unet", "width": 8, "levels": 2}
 FAST = {

@@ -8,7 +8,8 @@ import torch
 
 from alseg.augment import augment_sample, normalise_images
 from alseg.models import forward_logits
-from alseg.train import PointLabels, train_model
+from alseg.points import PointLabels
+from alseg.train import train_model
 
 MODEL = {"name": "small_unet", "width": 8, "levels": 2}
 TRAIN = {

@@ -38,7 +38,7 @@ and the loss is the binary cross-entropy with target 1, ``L_yes = -log q_c = -s_
 "yes" pairs. ``r`` (default 5) sets how much of the image must show the class: a class covering a
 fraction f of the image with ``p_c = 1`` there (and ~0 elsewhere) gets ``q_c = f^(1/r)``.
 
-The pixel labels of the initial labelled set keep their cross-entropy (``alseg.train.point_loss``); a
+The pixel labels of the initial labelled set keep their cross-entropy (``alseg.batch_loss.point_loss``); a
 training step adds ``absent_weight * L_no + presence_weight * L_yes`` (:func:`binary_answer_loss`).
 """
 

@@ -333,8 +333,9 @@ def train(
     import torch
 
     from alseg.models import load_model, save_model
+    from alseg.points import PointLabels
     from alseg.steps_binary import answer_training
-    from alseg.train import PointLabels, train_model
+    from alseg.train import train_model
 
     info = dataset_info(dataset)
     pool = load_split(dataset, "train")
@@ -451,7 +452,7 @@ def evaluate(
 
     from alseg.metrics import confusion_matrix, scores_from_confusion
     from alseg.models import load_model, model_checksum, resolve_device
-    from alseg.train import predict
+    from alseg.predict import predict
 
     info = dataset_info(dataset)
     data = load_split(dataset, split)

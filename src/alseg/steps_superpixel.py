@@ -70,7 +70,7 @@ from alseg.superpixels import (
 
 if TYPE_CHECKING:
     from alseg.data.prepared import Split
-    from alseg.train import PointLabels
+    from alseg.points import PointLabels
 
 PathLike = str | os.PathLike[str]
 
@@ -714,7 +714,7 @@ def superpixel_training_points(
         (from the pool's ground truth, for measurement only) the share of training pixels whose label
         differs from the ground truth, before and after sieving, and among the pixels sieved out.
     """
-    from alseg.train import PointLabels
+    from alseg.points import PointLabels
 
     superpixels = _required(superpixels, "the base superpixel file")
     n = len(pool)

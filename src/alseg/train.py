@@ -3,7 +3,7 @@
 The loss is cross-entropy gathered at the labelled points only (``logits[b, :, y, x]``), averaged over the
 points of a batch: no dense mask with an ignore value is ever built, so a point is never lost to a
 nearest-neighbour resize and an unlabelled pixel never contributes. Dense full supervision is the special
-case where every non-ignore pixel is a point (:meth:`PointLabels.from_masks`).
+case where every non-ignore pixel is a point (:meth:`alseg.points.PointLabels.from_masks`).
 
 Binary answers ("is class c in image i?", :mod:`alseg.binary_loss`) are an optional second signal: images
 with an answer are trained on even without a labelled point. Such answer-only images do not take the place
@@ -20,6 +20,9 @@ Reproducibility: on CPU a call is bitwise reproducible for a given seed. The mod
 ``torch.manual_seed(seed)``, batch order comes from a generator seeded by (seed, epoch), and every sample's
 augmentation from a generator seeded by (seed, epoch, position in the epoch), so the result does not
 depend on how many loader threads prepare batches.
+
+The labelled points are :class:`alseg.points.PointLabels`, batches are prepared by :mod:`alseg.batches`,
+their loss is :mod:`alseg.batch_loss`'s, and checkpoints are scored by :func:`alseg.predict.evaluate`.
 """
 
 from __future__ import annotations
@@ -29,21 +32,21 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from alseg.augment import augment_sample, normalise_images
-from alseg.binary_loss import batch_answers, binary_answer_loss, mask_absent_logits
+from alseg.batch_loss import _batch_answer_masks, _batch_loss
+from alseg.batches import _Batch, _batches, _epoch_image_order
 from alseg.config import BINARY_DEFAULTS, TRAINING_DEFAULTS
-from alseg.metrics import SegmentationScores, confusion_matrix, scores_from_confusion
 from alseg.models import build_model, forward_logits, resolve_device
+from alseg.points import PointLabels, _PointsByImage
+from alseg.predict import evaluate
 
 #: Defaults of the training config: the official PixelPick CamVid settings (DESIGN 2.1).
 DEFAULT_TRAIN: dict[str, Any] = {k: v for k, v in TRAINING_DEFAULTS.items() if k != "warm_start"}
@@ -58,318 +61,6 @@ Log = Callable[[str], None]
 def log_to_stderr(line: str) -> None:
     """Default progress sink: one line to stderr, flushed (job logs show it as it happens)."""
     print(line, file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# labelled points
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class PointLabels:
-    """Labelled pixels over the pool (the train split).
-
-    Attributes
-    ----------
-    image : ndarray, int32, shape (P,)
-        Pool image index of each point.
-    y, x : ndarray, int32, shape (P,)
-        Row and column.
-    cls : ndarray, int16, shape (P,)
-        Class id (never the ignore value).
-    """
-
-    image: np.ndarray
-    y: np.ndarray
-    x: np.ndarray
-    cls: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.image = np.asarray(self.image, dtype=np.int32).reshape(-1)
-        self.y = np.asarray(self.y, dtype=np.int32).reshape(-1)
-        self.x = np.asarray(self.x, dtype=np.int32).reshape(-1)
-        self.cls = np.asarray(self.cls, dtype=np.int16).reshape(-1)
-        sizes = {a.size for a in (self.image, self.y, self.x, self.cls)}
-        if len(sizes) != 1:
-            raise ValueError(
-                f"PointLabels arrays differ in length: image {self.image.size}, y {self.y.size}, "
-                f"x {self.x.size}, cls {self.cls.size}"
-            )
-
-    def __len__(self) -> int:
-        return int(self.image.size)
-
-    @classmethod
-    def from_masks(cls, masks: np.ndarray, ignore_index: int | None) -> PointLabels:
-        """Every non-ignore pixel of dense masks as a point (full supervision).
-
-        Parameters
-        ----------
-        masks : ndarray of int, shape (N, H, W)
-        ignore_index : int or None
-
-        Returns
-        -------
-        PointLabels
-            Points sorted by (image, y, x). One ``nonzero`` per image keeps the int64 temporaries at one
-            image's size (CamVid train: 63M points, about 0.9 GB as int32/int16).
-        """
-        parts: list[tuple[np.ndarray, ...]] = []
-        for index, mask in enumerate(masks):
-            labelled = mask != ignore_index if ignore_index is not None else np.ones(mask.shape, bool)
-            ys, xs = np.nonzero(labelled)
-            parts.append((np.full(ys.size, index, np.int32), ys.astype(np.int32), xs.astype(np.int32),
-                          mask[ys, xs].astype(np.int16)))
-        if not parts:
-            return cls(*(np.zeros(0, dtype) for dtype in (np.int32, np.int32, np.int32, np.int16)))
-        return cls(*(np.concatenate(column) for column in zip(*parts)))
-
-    def validate(self, num_images: int, height: int, width: int, num_classes: int) -> None:
-        """Raise ValueError if a point lies outside the pool, the image, or the classes."""
-        if not len(self):
-            return
-        problems = []
-        if self.image.min() < 0 or self.image.max() >= num_images:
-            problems.append(f"image index outside [0, {num_images})")
-        if self.y.min() < 0 or self.y.max() >= height or self.x.min() < 0 or self.x.max() >= width:
-            problems.append(f"pixel outside the {height}x{width} images")
-        if self.cls.min() < 0 or self.cls.max() >= num_classes:
-            problems.append(f"class outside [0, {num_classes}) (ignore-value points must not be labels)")
-        if problems:
-            raise ValueError("invalid labelled points: " + "; ".join(problems))
-
-
-@dataclass(frozen=True)
-class _PointsByImage:
-    """Points grouped by image: image i's points are ``y[start[i]:start[i+1]]`` etc. (views, no copies)."""
-
-    y: np.ndarray
-    x: np.ndarray
-    cls: np.ndarray
-    start: np.ndarray
-
-    @classmethod
-    def group(cls, labels: PointLabels, num_images: int) -> _PointsByImage:
-        order = np.argsort(labels.image, kind="stable")
-        start = np.searchsorted(labels.image[order], np.arange(num_images + 1))
-        return cls(labels.y[order], labels.x[order], labels.cls[order], start)
-
-    def of(self, image: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        lo, hi = self.start[image], self.start[image + 1]
-        return self.y[lo:hi], self.x[lo:hi], self.cls[lo:hi]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# batches
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """A prepared training batch.
-
-    images: float32 (B, 3, h, w); point_batch/point_y/point_x/point_cls: int64 (P,) the points of all
-    samples with their sample index; offered: points of the chosen images before augmentation; kept:
-    points that survived it (``offered - kept`` fell outside crops); pool_images: int64 (B,) the pool
-    index of each sample; shown: bool (B, h, w) the pixels that show the image (not padding); whole:
-    bool (B,) samples that show all of their scaled image.
-    """
-
-    images: np.ndarray
-    point_batch: np.ndarray
-    point_y: np.ndarray
-    point_x: np.ndarray
-    point_cls: np.ndarray
-    offered: int
-    kept: int
-    pool_images: np.ndarray
-    shown: np.ndarray
-    whole: np.ndarray
-
-
-def _epoch_image_order(
-    labelled: np.ndarray, batch_size: int, iterations: int | None, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """Image indices of each batch of an epoch.
-
-    ``iterations`` None: one shuffled pass over ``labelled`` (the last batch may be smaller). An int:
-    exactly that many full batches, cycling through fresh shuffles (useful when few images are labelled).
-    """
-    if iterations is None:
-        order = rng.permutation(labelled)
-        return [order[i : i + batch_size] for i in range(0, order.size, batch_size)]
-    needed = iterations * batch_size
-    passes = [rng.permutation(labelled) for _ in range(math.ceil(needed / labelled.size))]
-    order = np.concatenate(passes)[:needed]
-    return [order[i : i + batch_size] for i in range(0, needed, batch_size)]
-
-
-def _prepare_batch(
-    images: np.ndarray,
-    points: _PointsByImage,
-    batch_images: np.ndarray,
-    sample_seeds: Sequence[Sequence[int]],
-    augment_cfg: dict[str, Any] | None,
-    pool: ThreadPoolExecutor | None,
-) -> _Batch:
-    """Augment the samples of one batch (in ``pool`` if given) and concatenate their points."""
-    out_size = (int(images.shape[1]), int(images.shape[2]))
-
-    def one(j: int) -> Any:
-        ys, xs, cls = points.of(int(batch_images[j]))
-        return augment_sample(images[batch_images[j]], ys, xs, cls, np.random.default_rng(sample_seeds[j]),
-                              augment_cfg, out_size)
-
-    indices = range(len(batch_images))
-    samples = list(pool.map(one, indices)) if pool is not None else [one(j) for j in indices]
-    counts = [s.ys.size for s in samples]
-    stacked = np.stack([s.image for s in samples])
-    shown = np.zeros((stacked.shape[0], stacked.shape[2], stacked.shape[3]), dtype=bool)
-    for j, sample in enumerate(samples):
-        top, bottom, left, right = sample.region
-        shown[j, top:bottom, left:right] = True
-    return _Batch(
-        images=stacked,
-        point_batch=np.repeat(np.arange(len(samples), dtype=np.int64), counts),
-        point_y=np.concatenate([s.ys for s in samples]),
-        point_x=np.concatenate([s.xs for s in samples]),
-        point_cls=np.concatenate([s.classes for s in samples]),
-        offered=int(sum(s.ys.size + s.n_outside for s in samples)),
-        kept=int(sum(counts)),
-        pool_images=np.asarray(batch_images, dtype=np.int64),
-        shown=shown,
-        whole=np.array([s.whole_image for s in samples], dtype=bool),
-    )
-
-
-def _batches(
-    images: np.ndarray,
-    points: _PointsByImage,
-    order: list[np.ndarray],
-    seed: int,
-    epoch: int,
-    augment_cfg: dict[str, Any] | None,
-    samples_pool: ThreadPoolExecutor | None,
-    prefetch: ThreadPoolExecutor | None,
-) -> Iterator[_Batch]:
-    """Yield the prepared batches of an epoch.
-
-    With ``prefetch`` (one thread), batch k+1 is prepared while batch k trains; ``samples_pool`` augments
-    the samples of a batch in parallel (a separate pool, so a prefetch task never waits on its own pool).
-    """
-    positions = np.cumsum([0] + [len(b) for b in order])
-
-    def prepare(k: int) -> _Batch:
-        seeds = [(seed, epoch, int(p)) for p in range(positions[k], positions[k + 1])]
-        return _prepare_batch(images, points, order[k], seeds, augment_cfg, samples_pool)
-
-    if prefetch is None:
-        for k in range(len(order)):
-            yield prepare(k)
-        return
-    pending: Future[_Batch] | None = prefetch.submit(prepare, 0) if order else None
-    for k in range(len(order)):
-        assert pending is not None
-        batch = pending.result()
-        pending = prefetch.submit(prepare, k + 1) if k + 1 < len(order) else None
-        yield batch
-
-
-def point_loss(logits: torch.Tensor, batch_index: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
-               classes: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the logits gathered at labelled points, mean over points.
-
-    Parameters
-    ----------
-    logits : Tensor, shape (B, C, H, W)
-    batch_index, ys, xs, classes : Tensor, int64, shape (P,), P >= 1
-
-    Returns
-    -------
-    Tensor, float32, scalar
-    """
-    gathered = logits.permute(0, 2, 3, 1)[batch_index, ys, xs]  # (P, C): only labelled pixels enter
-    return F.cross_entropy(gathered.float(), classes)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# prediction and evaluation
-# ----------------------------------------------------------------------------------------------------------
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode inside the block, the previous mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def iter_predictions(
-    model: nn.Module, images: np.ndarray, batch_size: int = 8, device: str | torch.device | None = None
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start, argmax (b, H, W) uint8)`` batch by batch (no grad, eval mode, AMP on CUDA)."""
-    device = _model_device(model) if device is None else resolve_device(device)
-    model.to(device)
-    with _eval_mode(model), torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(normalise_images(images[start : start + batch_size])).to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-                logits = forward_logits(model, x)
-            yield start, logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
-
-
-def predict(
-    model: nn.Module, images: np.ndarray, batch_size: int = 8, device: str | torch.device | None = None
-) -> np.ndarray:
-    """Predicted class of every pixel.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-    images : ndarray, uint8, shape (N, H, W, 3)
-    batch_size : int
-    device : str, torch.device or None
-        None: where the model is; ``"auto"``: CUDA if available.
-
-    Returns
-    -------
-    ndarray, uint8, shape (N, H, W)
-    """
-    out = np.empty(images.shape[:3], dtype=np.uint8)
-    for start, pred in iter_predictions(model, images, batch_size, device):
-        out[start : start + len(pred)] = pred
-    return out
-
-
-def evaluate(
-    model: nn.Module,
-    images: np.ndarray,
-    masks: np.ndarray,
-    num_classes: int,
-    ignore_index: int | None,
-    batch_size: int = 8,
-    device: str | torch.device | None = None,
-) -> SegmentationScores:
-    """mIoU, per-class IoU and pixel accuracy of ``model`` on (images (N,H,W,3) uint8, masks (N,H,W))."""
-    if images.shape[:3] != masks.shape:
-        raise ValueError(f"images {images.shape} and masks {masks.shape} differ in size")
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    for start, pred in iter_predictions(model, images, batch_size, device):
-        cm += confusion_matrix(pred, masks[start : start + len(pred)], num_classes, ignore_index)
-    return scores_from_confusion(cm)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# training
-# ----------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -461,15 +152,254 @@ def _checked_answers(
     return answers.astype(np.int8, copy=False), weights
 
 
-def _batch_answer_masks(answers: np.ndarray, batch: _Batch, device: torch.device
-                        ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """``(absent, present)`` (B, C) of a batch, "yes" kept only where the sample shows its whole image;
-    ``(None, None)`` when no sample of the batch has a usable answer."""
-    absent, present = batch_answers(answers, batch.pool_images, device)
-    present = present & torch.from_numpy(batch.whole).to(device)[:, None]
-    if not bool(absent.any() or present.any()):
-        return None, None
-    return absent, present
+@dataclass(frozen=True)
+class _TrainingData:
+    """What training draws from: the pool (N, H, W, 3) uint8 and its points grouped by image; the images
+    with a point (int64) and those with answers but no point (int64, they join each batch); the checked
+    answers (int8 (N, C) or None) and their loss weights."""
+
+    images: np.ndarray
+    points: _PointsByImage
+    labelled_images: np.ndarray
+    answer_only: np.ndarray
+    answers: np.ndarray | None
+    loss_weights: dict[str, float]
+
+
+@dataclass(frozen=True)
+class _Validation:
+    """The checkpoint selection set: images uint8 (M, H', W', 3), masks (M, H', W'), and how to score it."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    num_classes: int
+    ignore_index: int | None
+
+
+@dataclass
+class _Run:
+    """The model being trained and how: optimiser, scheduler, gradient scaler, device, AMP, the merged
+    train config, the seed, and the threads that prepare batches (None: inline)."""
+
+    model: nn.Module
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.MultiStepLR
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    use_amp: bool
+    cfg: dict[str, Any]
+    seed: int
+    samples_pool: ThreadPoolExecutor | None
+    prefetch: ThreadPoolExecutor | None
+
+    def close(self) -> None:
+        for executor in (self.samples_pool, self.prefetch):
+            if executor is not None:
+                executor.shutdown(wait=True)
+
+
+@dataclass
+class _EpochTotals:
+    """Sums over the batches of an epoch. The losses stay on the device: a float() per step would wait
+    for the GPU every step."""
+
+    loss_sum: torch.Tensor
+    answer_sum: torch.Tensor
+    lr: float
+    points: int = 0
+    offered: int = 0
+    skipped: int = 0
+    answer_batches: int = 0
+
+
+@dataclass
+class _Best:
+    """The checkpoint kept so far: a CPU copy of its weights, its 1-based epoch and val mIoU (NaN as -inf)."""
+
+    state: dict[str, torch.Tensor] | None = None
+    epoch: int = 0
+    miou: float = -math.inf
+
+
+def _training_data(images: np.ndarray, labels: PointLabels, num_classes: int, answers: np.ndarray | None,
+                   answer_loss: dict[str, float] | None, log: Log) -> _TrainingData:
+    """Check the pool, points and answers; find the images to train on (an error when there are none)."""
+    if images.ndim != 4 or images.shape[3] != 3:
+        raise ValueError(f"images must be (N, H, W, 3), got shape {images.shape}")
+    labels.validate(len(images), images.shape[1], images.shape[2], num_classes)
+    labelled_images = np.unique(labels.image).astype(np.int64)
+    answers, loss_weights = _checked_answers(answers, answer_loss, len(images), num_classes, log)
+    answer_only = np.zeros(0, dtype=np.int64)  # images with answers and no labelled point
+    if answers is not None:
+        answer_only = np.setdiff1d(np.flatnonzero((answers != 0).any(axis=1)), labelled_images)
+        if labelled_images.size == 0:
+            labelled_images, answer_only = answer_only, answer_only[:0]
+    if labelled_images.size == 0:
+        raise ValueError("no labelled points: nothing to train on")
+    return _TrainingData(images, _PointsByImage.group(labels, len(images)), labelled_images, answer_only,
+                         answers, loss_weights)
+
+
+def _start_run(model_cfg: dict[str, Any], cfg: dict[str, Any], num_classes: int, seed: int, device: torch.device,
+               init_state: dict[str, torch.Tensor] | None) -> _Run:
+    """The model initialised under ``torch.manual_seed(seed)`` (or loaded from ``init_state``) on
+    ``device``, Adam with the encoder at ``backbone_lr``, MultiStepLR, the gradient scaler (AMP on CUDA
+    only) and ``loader_threads`` threads: one prefetches the next batch, more augment samples in parallel."""
+    use_amp = bool(cfg["amp"]) and device.type == "cuda"
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    model = build_model(model_cfg, num_classes)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model.to(device)
+    optimiser = torch.optim.Adam(
+        _parameter_groups(model, float(cfg["lr"]), float(cfg["backbone_lr"])),
+        weight_decay=float(cfg["weight_decay"]),
+    )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimiser, milestones=[int(m) for m in cfg["milestones"]], gamma=float(cfg["gamma"])
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    threads = int(cfg["loader_threads"])
+    samples_pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+    prefetch = ThreadPoolExecutor(max_workers=1) if threads > 0 else None
+    return _Run(model, optimiser, scheduler, scaler, device, use_amp, cfg, seed, samples_pool, prefetch)
+
+
+def _epoch_order(run: _Run, data: _TrainingData, epoch: int) -> list[np.ndarray]:
+    """Pool indices of each batch of the epoch: the labelled images' order, each batch joined by up to
+    ``batch_size`` answer-only images from their own shuffled cycle."""
+    batch_size = int(run.cfg["batch_size"])
+    iterations = None if run.cfg["iterations_per_epoch"] is None else int(run.cfg["iterations_per_epoch"])
+    order = _epoch_image_order(data.labelled_images, batch_size, iterations,
+                               np.random.default_rng([run.seed, epoch]))
+    if data.answer_only.size:
+        extra = _epoch_image_order(data.answer_only, batch_size, len(order),
+                                   np.random.default_rng([run.seed, epoch, 1]))
+        order = [np.concatenate([main, more]) for main, more in zip(order, extra)]
+    return order
+
+
+def _train_step(run: _Run, data: _TrainingData, batch: _Batch, totals: _EpochTotals) -> None:
+    """One optimiser step on a batch; a batch whose points all fell outside their crops and that has no
+    answer is skipped (and counted)."""
+    totals.offered += batch.offered
+    absent = present = None
+    if data.answers is not None:
+        absent, present = _batch_answer_masks(data.answers, batch, run.device)
+    if batch.kept == 0 and absent is None:  # every point fell outside its crop, no answers
+        totals.skipped += 1
+        return
+    x = torch.from_numpy(batch.images).to(run.device, non_blocking=True)
+    targets = [torch.from_numpy(a).to(run.device) for a in
+               (batch.point_batch, batch.point_y, batch.point_x, batch.point_cls)]
+    with torch.autocast(run.device.type, dtype=torch.float16, enabled=run.use_amp):
+        logits = forward_logits(run.model, x)
+    loss, point, answer = _batch_loss(logits, batch, targets, absent, present, data.loss_weights, run.device)
+    if answer is not None:
+        totals.answer_sum += answer.detach()
+        totals.answer_batches += 1
+    run.optimiser.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimiser)
+    run.scaler.update()
+    totals.loss_sum += point.detach() * batch.kept
+    totals.points += batch.kept
+
+
+def _train_epoch(run: _Run, data: _TrainingData, epoch: int) -> _EpochTotals:
+    """Every batch of the epoch through :func:`_train_step`, then one scheduler step."""
+    run.model.train()
+    order = _epoch_order(run, data, epoch)
+    totals = _EpochTotals(loss_sum=torch.zeros((), device=run.device), answer_sum=torch.zeros((), device=run.device),
+                          lr=run.optimiser.param_groups[0]["lr"])
+    for batch in _batches(data.images, data.points, order, run.seed, epoch, run.cfg["augment"], run.samples_pool,
+                          run.prefetch):
+        _train_step(run, data, batch, totals)
+    run.scheduler.step()
+    return totals
+
+
+def _keep_checkpoint(run: _Run, val: _Validation | None, best: _Best, epoch: int, epochs: int) -> float | None:
+    """Score val every ``val_every`` epochs and at the last, keeping the weights of the best mIoU (the
+    first scored epoch's even when NaN); without val keep the last epoch's. Returns the epoch's val mIoU,
+    None when it was not scored."""
+    if val is not None and (epoch % int(run.cfg["val_every"]) == 0 or epoch == epochs):
+        scores = evaluate(run.model, val.images, val.masks, val.num_classes, val.ignore_index,
+                          int(run.cfg["eval_batch_size"]), run.device)
+        comparable = -math.inf if math.isnan(scores.miou) else scores.miou
+        if comparable > best.miou or best.state is None:
+            best.miou, best.epoch = comparable, epoch
+            best.state = _state_copy(run.model)
+        return scores.miou
+    if val is None and epoch == epochs:
+        best.state = _state_copy(run.model)
+        best.epoch = epoch
+    return None
+
+
+def _history_entry(epoch: int, totals: _EpochTotals, val_miou: float | None, seconds: float,
+                   with_answers: bool) -> dict[str, Any]:
+    """The epoch's entry of :attr:`TrainResult.history`."""
+    entry = {
+        "epoch": epoch,
+        "loss": float(totals.loss_sum) / totals.points if totals.points else float("nan"),
+        "seen_fraction": totals.points / totals.offered if totals.offered else float("nan"),
+        "val_miou": val_miou,
+        "lr": totals.lr,
+        "seconds": seconds,
+        "points": totals.points,
+        "skipped_batches": totals.skipped,
+    }
+    if with_answers:
+        entry["answer_loss"] = (float(totals.answer_sum) / totals.answer_batches if totals.answer_batches
+                                else float("nan"))
+    return entry
+
+
+def _log_epoch(log: Log, entry: dict[str, Any], epochs: int) -> None:
+    answer_text = f" answers {entry['answer_loss']:.4f}" if "answer_loss" in entry else ""
+    val_text = f"{entry['val_miou']:.4f}" if entry["val_miou"] is not None else "-"
+    log(
+        f"epoch {entry['epoch']}/{epochs} loss {entry['loss']:.4f}{answer_text} seen "
+        f"{entry['seen_fraction']:.1%} val mIoU {val_text} lr {entry['lr']:.2e} {entry['seconds']:.1f}s"
+    )
+
+
+def _log_start(log: Log, run: _Run, data: _TrainingData, num_points: int) -> None:
+    answer_text = "" if data.answers is None else f" and {int((data.answers != 0).sum())} binary answers"
+    log(
+        f"train: {num_points} points{answer_text} on {data.labelled_images.size + data.answer_only.size}/"
+        f"{len(data.images)} images, {int(run.cfg['epochs'])} epochs, device {run.device}"
+        f"{' (AMP)' if run.use_amp else ''}"
+    )
+
+
+def _train_epochs(run: _Run, data: _TrainingData, val: _Validation | None, log: Log
+                  ) -> tuple[list[dict[str, Any]], _Best]:
+    """Every epoch: train, score val and keep the best checkpoint, record and log the epoch."""
+    epochs = int(run.cfg["epochs"])
+    history: list[dict[str, Any]] = []
+    best = _Best()
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        totals = _train_epoch(run, data, epoch)
+        val_miou = _keep_checkpoint(run, val, best, epoch, epochs)
+        entry = _history_entry(epoch, totals, val_miou, time.perf_counter() - started, data.answers is not None)
+        history.append(entry)
+        _log_epoch(log, entry, epochs)
+    return history, best
+
+
+def _best_result(model: nn.Module, history: list[dict[str, Any]], best: _Best, has_val: bool, log: Log
+                 ) -> TrainResult:
+    """The model with the kept checkpoint's weights, in eval mode, and the training record."""
+    assert best.state is not None
+    model.load_state_dict(best.state)
+    model.eval()
+    best_val = best.miou if has_val and best.miou > -math.inf else float("nan")
+    log(f"train: best epoch {best.epoch}, val mIoU {best_val:.4f}")
+    return TrainResult(model=model, history=history, best_epoch=best.epoch, best_val_miou=best_val)
 
 
 def train_model(
@@ -539,145 +469,14 @@ def train_model(
     log = log or log_to_stderr
     cfg = _merged_train_cfg(train_cfg, log)
     device = resolve_device(device if device is not None else cfg["device"])
-    use_amp = bool(cfg["amp"]) and device.type == "cuda"
-    if images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(f"images must be (N, H, W, 3), got shape {images.shape}")
-    labels.validate(len(images), images.shape[1], images.shape[2], num_classes)
-    labelled_images = np.unique(labels.image).astype(np.int64)
-    answers, loss_weights = _checked_answers(answers, answer_loss, len(images), num_classes, log)
-    answer_only = np.zeros(0, dtype=np.int64)  # images with answers and no labelled point
-    if answers is not None:
-        answer_only = np.setdiff1d(np.flatnonzero((answers != 0).any(axis=1)), labelled_images)
-        if labelled_images.size == 0:
-            labelled_images, answer_only = answer_only, answer_only[:0]
-    if labelled_images.size == 0:
-        raise ValueError("no labelled points: nothing to train on")
+    data = _training_data(images, labels, num_classes, answers, answer_loss, log)
     has_val = val_images is not None and val_masks is not None and len(val_images) > 0
-    points = _PointsByImage.group(labels, len(images))
-    epochs = int(cfg["epochs"])
-    iterations = None if cfg["iterations_per_epoch"] is None else int(cfg["iterations_per_epoch"])
-
+    val = _Validation(val_images, val_masks, num_classes, ignore_index) if has_val else None
     with _deterministic_algorithms():
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        model = build_model(model_cfg, num_classes)
-        if init_state is not None:
-            model.load_state_dict(init_state)
-        model.to(device)
-        optimiser = torch.optim.Adam(
-            _parameter_groups(model, float(cfg["lr"]), float(cfg["backbone_lr"])),
-            weight_decay=float(cfg["weight_decay"]),
-        )
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimiser, milestones=[int(m) for m in cfg["milestones"]], gamma=float(cfg["gamma"])
-        )
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        threads = int(cfg["loader_threads"])
-        samples_pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
-        prefetch = ThreadPoolExecutor(max_workers=1) if threads > 0 else None
-
-        history: list[dict[str, Any]] = []
-        best_state: dict[str, torch.Tensor] | None = None
-        best_epoch, best_miou = 0, -math.inf
-        answer_text = "" if answers is None else f" and {int((answers != 0).sum())} binary answers"
-        log(
-            f"train: {len(labels)} points{answer_text} on {labelled_images.size + answer_only.size}/"
-            f"{len(images)} images, {epochs} epochs, device {device}{' (AMP)' if use_amp else ''}"
-        )
+        run = _start_run(model_cfg, cfg, num_classes, seed, device, init_state)
+        _log_start(log, run, data, len(labels))
         try:
-            for epoch in range(1, epochs + 1):
-                started = time.perf_counter()
-                model.train()
-                order = _epoch_image_order(
-                    labelled_images, int(cfg["batch_size"]), iterations, np.random.default_rng([seed, epoch])
-                )
-                if answer_only.size:  # each batch also takes up to batch_size answer-only images
-                    extra = _epoch_image_order(answer_only, int(cfg["batch_size"]), len(order),
-                                               np.random.default_rng([seed, epoch, 1]))
-                    order = [np.concatenate([main, more]) for main, more in zip(order, extra)]
-                # summed on the device: a float() per step would wait for the GPU every step
-                loss_sum = torch.zeros((), device=device)
-                answer_sum = torch.zeros((), device=device)
-                points_used, offered, skipped, answer_batches = 0, 0, 0, 0
-                lr = optimiser.param_groups[0]["lr"]
-                for batch in _batches(images, points, order, seed, epoch, cfg["augment"],
-                                      samples_pool, prefetch):
-                    offered += batch.offered
-                    absent = present = None
-                    if answers is not None:
-                        absent, present = _batch_answer_masks(answers, batch, device)
-                    if batch.kept == 0 and absent is None:  # every point fell outside its crop, no answers
-                        skipped += 1
-                        continue
-                    x = torch.from_numpy(batch.images).to(device, non_blocking=True)
-                    targets = [torch.from_numpy(a).to(device) for a in
-                               (batch.point_batch, batch.point_y, batch.point_x, batch.point_cls)]
-                    with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                        logits = forward_logits(model, x)
-                    if absent is None:
-                        loss = point_loss(logits, *targets)
-                    else:
-                        assert present is not None
-                        masked = mask_absent_logits(logits, absent) if bool(absent.any()) else logits
-                        point = point_loss(masked, *targets) if batch.kept else logits.sum() * 0.0
-                        extra = binary_answer_loss(
-                            logits, absent, present, loss_weights["absent_weight"],
-                            loss_weights["presence_weight"], loss_weights["lse_r"],
-                            pixel_mask=torch.from_numpy(batch.shown).to(device),
-                        )
-                        loss = point + extra
-                        answer_sum += extra.detach()
-                        answer_batches += 1
-                    optimiser.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimiser)
-                    scaler.update()
-                    loss_sum += (loss if absent is None else point).detach() * batch.kept
-                    points_used += batch.kept
-                scheduler.step()
-
-                val_miou: float | None = None
-                if has_val and (epoch % int(cfg["val_every"]) == 0 or epoch == epochs):
-                    scores = evaluate(model, val_images, val_masks, num_classes, ignore_index,
-                                      int(cfg["eval_batch_size"]), device)
-                    val_miou = scores.miou
-                    comparable = -math.inf if math.isnan(val_miou) else val_miou
-                    if comparable > best_miou or best_state is None:
-                        best_miou, best_epoch = comparable, epoch
-                        best_state = _state_copy(model)
-                elif not has_val and epoch == epochs:
-                    best_state = _state_copy(model)
-                    best_epoch = epoch
-
-                seconds = time.perf_counter() - started
-                entry = {
-                    "epoch": epoch,
-                    "loss": float(loss_sum) / points_used if points_used else float("nan"),
-                    "seen_fraction": points_used / offered if offered else float("nan"),
-                    "val_miou": val_miou,
-                    "lr": lr,
-                    "seconds": seconds,
-                    "points": points_used,
-                    "skipped_batches": skipped,
-                }
-                answer_text = ""
-                if answers is not None:
-                    entry["answer_loss"] = float(answer_sum) / answer_batches if answer_batches else float("nan")
-                    answer_text = f" answers {entry['answer_loss']:.4f}"
-                history.append(entry)
-                val_text = f"{val_miou:.4f}" if val_miou is not None else "-"
-                log(
-                    f"epoch {epoch}/{epochs} loss {entry['loss']:.4f}{answer_text} seen "
-                    f"{entry['seen_fraction']:.1%} val mIoU {val_text} lr {lr:.2e} {seconds:.1f}s"
-                )
+            history, best = _train_epochs(run, data, val, log)
         finally:
-            for executor in (samples_pool, prefetch):
-                if executor is not None:
-                    executor.shutdown(wait=True)
-
-    assert best_state is not None
-    model.load_state_dict(best_state)
-    model.eval()
-    best_val = best_miou if has_val and best_miou > -math.inf else float("nan")
-    log(f"train: best epoch {best_epoch}, val mIoU {best_val:.4f}")
-    return TrainResult(model=model, history=history, best_epoch=best_epoch, best_val_miou=best_val)
+            run.close()
+    return _best_result(run.model, history, best, has_val, log)
