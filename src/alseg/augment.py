@@ -130,6 +130,85 @@ def _colour_jitter(image: np.ndarray, strength: float, rng: np.random.Generator)
     return np.clip(image, 0.0, 255.0, out=image)
 
 
+def _draw(rng: np.random.Generator | None) -> np.random.Generator:
+    """``rng``, for a random draw the config asks for."""
+    if rng is None:
+        raise ValueError("augmentation config draws random numbers but rng is None")
+    return rng
+
+
+def _checked_points(ys: np.ndarray, xs: np.ndarray, classes: np.ndarray, height: int, width: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The points as int64 arrays, after checking their shapes and that they lie in the image."""
+    ys = np.asarray(ys, dtype=np.int64)
+    xs = np.asarray(xs, dtype=np.int64)
+    classes = np.asarray(classes, dtype=np.int64)
+    if ys.shape != xs.shape or ys.shape != classes.shape:
+        raise ValueError(f"ys, xs, classes differ in shape: {ys.shape}, {xs.shape}, {classes.shape}")
+    if ys.size and (ys.min() < 0 or ys.max() >= height or xs.min() < 0 or xs.max() >= width):
+        raise ValueError(f"labelled points outside the {height}x{width} image")
+    return ys, xs, classes
+
+
+def _scaled(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, scale_range: Any, rng: np.random.Generator | None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """The image resized by a random factor in ``scale_range`` with its points, and its new (h, w)."""
+    height, width = image.shape[:2]
+    scale_lo, scale_hi = (float(v) for v in scale_range)
+    scale = _draw(rng).uniform(scale_lo, scale_hi) if scale_hi > scale_lo else scale_lo
+    new_size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if new_size != (height, width):
+        # INTER_AREA avoids aliasing when shrinking; bilinear when enlarging
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image = cv2.resize(image, (new_size[1], new_size[0]), interpolation=interpolation)
+        ys, xs = scale_points(ys, xs, (height, width), new_size)
+    return image, ys, xs, new_size
+
+
+def _cropped_points(ys: np.ndarray, xs: np.ndarray, classes: np.ndarray, size: tuple[int, int],
+                    window: tuple[int, int], rng: np.random.Generator | None
+                    ) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, int]:
+    """A random window over an image of ``size``: its start (top, left; negative where the window is
+    larger), the points inside it in window coordinates, and how many fell outside."""
+    top = left = 0
+    n_outside = 0
+    if window != size:
+        top = _random_window_start(_draw(rng), size[0], window[0])
+        left = _random_window_start(_draw(rng), size[1], window[1])
+        ys, xs = ys - top, xs - left
+        inside = (ys >= 0) & (ys < window[0]) & (xs >= 0) & (xs < window[1])
+        n_outside = int(inside.size - np.count_nonzero(inside))
+        if n_outside:
+            ys, xs, classes = ys[inside], xs[inside], classes[inside]
+    return top, left, ys, xs, classes, n_outside
+
+
+def _photometric(region: np.ndarray, cfg: dict[str, Any], rng: np.random.Generator | None) -> np.ndarray:
+    """Colour jitter, grayscale and blur of the image region only (padding stays the mean colour, 0 after
+    normalisation); float32 (h, w, 3)."""
+    if float(cfg["color_jitter"]) > 0:
+        region = _colour_jitter(region, float(cfg["color_jitter"]), _draw(rng))
+    if float(cfg["grayscale"]) > 0 and _draw(rng).random() < float(cfg["grayscale"]):
+        region = np.repeat((region @ _LUMA)[..., None], 3, axis=2)
+    if float(cfg["blur"]) > 0 and _draw(rng).random() < float(cfg["blur"]):
+        sigma = float(_draw(rng).uniform(0.1, 2.0))
+        region = cv2.GaussianBlur(region, (0, 0), sigma)
+    return region
+
+
+def _in_window(region: np.ndarray, window: tuple[int, int], shown: tuple[int, int, int, int], top: int,
+               left: int) -> np.ndarray:
+    """The window (h, w, 3) float32: ``region`` (rows y0:y1, columns x0:x1 of the scaled image, ``shown``)
+    at its place, the mean colour around it."""
+    y0, x0, y1, x1 = shown
+    if (y0, x0, y1, x1) == (0, 0, window[0], window[1]):
+        return region
+    work = np.empty((window[0], window[1], 3), dtype=np.float32)
+    work[:] = IMAGENET_MEAN
+    work[y0 - top : y1 - top, x0 - left : x1 - left] = region
+    return work
+
+
 def augment_sample(
     image: np.ndarray,
     ys: np.ndarray,
@@ -167,65 +246,20 @@ def augment_sample(
     """
     cfg = NO_AUGMENT if cfg is None else {**DEFAULT_AUGMENT, **cfg}
     height, width = image.shape[:2]
-    ys = np.asarray(ys, dtype=np.int64)
-    xs = np.asarray(xs, dtype=np.int64)
-    classes = np.asarray(classes, dtype=np.int64)
-    if ys.shape != xs.shape or ys.shape != classes.shape:
-        raise ValueError(f"ys, xs, classes differ in shape: {ys.shape}, {xs.shape}, {classes.shape}")
-    if ys.size and (ys.min() < 0 or ys.max() >= height or xs.min() < 0 or xs.max() >= width):
-        raise ValueError(f"labelled points outside the {height}x{width} image")
-
-    def draw() -> np.random.Generator:
-        if rng is None:
-            raise ValueError("augmentation config draws random numbers but rng is None")
-        return rng
-
-    # scale
-    scale_lo, scale_hi = (float(v) for v in cfg["scale"])
-    scale = draw().uniform(scale_lo, scale_hi) if scale_hi > scale_lo else scale_lo
-    new_size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    if new_size != (height, width):
-        # INTER_AREA avoids aliasing when shrinking; bilinear when enlarging
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        image = cv2.resize(image, (new_size[1], new_size[0]), interpolation=interpolation)
-        ys, xs = scale_points(ys, xs, (height, width), new_size)
+    ys, xs, classes = _checked_points(ys, xs, classes, height, width)
+    image, ys, xs, new_size = _scaled(image, ys, xs, cfg["scale"], rng)
 
     # crop window: the region of the scaled image that the window covers; the rest of the window is padding
     window = cfg["crop"] if cfg["crop"] is not None else out_size
     window = new_size if window is None else (int(window[0]), int(window[1]))
-    top = left = 0
-    n_outside = 0
-    if window != new_size:
-        top = _random_window_start(draw(), new_size[0], window[0])
-        left = _random_window_start(draw(), new_size[1], window[1])
-        ys, xs = ys - top, xs - left
-        inside = (ys >= 0) & (ys < window[0]) & (xs >= 0) & (xs < window[1])
-        n_outside = int(inside.size - np.count_nonzero(inside))
-        if n_outside:
-            ys, xs, classes = ys[inside], xs[inside], classes[inside]
+    top, left, ys, xs, classes, n_outside = _cropped_points(ys, xs, classes, new_size, window, rng)
     y0, x0 = max(top, 0), max(left, 0)
     y1, x1 = min(top + window[0], new_size[0]), min(left + window[1], new_size[1])
-    region = image[y0:y1, x0:x1].astype(np.float32)
+    region = _photometric(image[y0:y1, x0:x1].astype(np.float32), cfg, rng)
+    work = _in_window(region, window, (y0, x0, y1, x1), top, left)
 
-    # photometric ops: the image region only (padding stays the mean colour, 0 after normalisation)
-    if float(cfg["color_jitter"]) > 0:
-        region = _colour_jitter(region, float(cfg["color_jitter"]), draw())
-    if float(cfg["grayscale"]) > 0 and draw().random() < float(cfg["grayscale"]):
-        region = np.repeat((region @ _LUMA)[..., None], 3, axis=2)
-    if float(cfg["blur"]) > 0 and draw().random() < float(cfg["blur"]):
-        sigma = float(draw().uniform(0.1, 2.0))
-        region = cv2.GaussianBlur(region, (0, 0), sigma)
-
-    if (y0, x0, y1, x1) == (0, 0, window[0], window[1]):
-        work = region
-    else:
-        work = np.empty((window[0], window[1], 3), dtype=np.float32)
-        work[:] = IMAGENET_MEAN
-        work[y0 - top : y1 - top, x0 - left : x1 - left] = region
-
-    # flip
     shown_left, shown_right = x0 - left, x1 - left
-    if cfg["flip"] and draw().random() < 0.5:
+    if cfg["flip"] and _draw(rng).random() < 0.5:
         work = work[:, ::-1]
         xs = window[1] - 1 - xs
         shown_left, shown_right = window[1] - shown_right, window[1] - shown_left
