@@ -1,4 +1,4 @@
-"""Datasets: adapters for source layouts, validation, the synthetic generator and the prepared HDF5.
+"""Datasets: adapters for source layouts, class tables, validation, the synthetic generator and the prepared HDF5.
 
 Typical use::
 
@@ -10,17 +10,19 @@ No module of this package imports torch.
 """
 
 from alseg.data.adapters import (
+    KINDS,
+    SourceDataset,
+    SourceItem,
+    normalise_spec,
+    open_source,
+)
+from alseg.data.classes import (
     CAMVID_CLASSES,
     CAMVID_IGNORE_INDEX,
     CITYSCAPES_CLASSES,
     CITYSCAPES_LABEL_TO_TRAIN_ID,
     IGNORE_INDEX,
-    KINDS,
     VOC_CLASSES,
-    SourceDataset,
-    SourceItem,
-    normalise_spec,
-    open_source,
 )
 from alseg.data.errors import DatasetError
 from alseg.data.prepared import (

@@ -3,7 +3,8 @@
 An adapter turns a dataset spec (one entry of the workflow config) into a :class:`SourceDataset`:
 class names, ignore value, and per split the sorted list of :class:`SourceItem` (stem, the files to
 name in errors, and how to read the pair). Nothing is decoded here except split lists; reading,
-validating and resizing the pixels is :func:`alseg.data.prepared.prepare_dataset`'s job.
+validating and resizing the pixels is :func:`alseg.data.prepared.prepare_dataset`'s job. The class names and
+label values of the datasets are in :mod:`alseg.data.classes`.
 
 Spec keys (defaults in brackets; unknown keys are an error):
 
@@ -39,6 +40,14 @@ from typing import Any
 
 import numpy as np
 
+from alseg.data.classes import (
+    CAMVID_CLASSES,
+    CAMVID_IGNORE_INDEX,
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_LABEL_TO_TRAIN_ID,
+    IGNORE_INDEX,
+    VOC_CLASSES,
+)
 from alseg.data.errors import DatasetError
 from alseg.data.files import (
     list_images_by_stem,
@@ -52,73 +61,6 @@ from alseg.data.synthetic import (
     SYNTHETIC_IGNORE_INDEX,
     make_synthetic,
 )
-
-CAMVID_CLASSES = [
-    "Sky",
-    "Building",
-    "Pole",
-    "Road",
-    "Pavement",
-    "Tree",
-    "SignSymbol",
-    "Fence",
-    "Car",
-    "Pedestrian",
-    "Bicyclist",
-]
-CAMVID_IGNORE_INDEX = 11  # SegNet's "Unlabelled" (segnet_train.prototxt: ignore_label: 11)
-
-CITYSCAPES_CLASSES = [
-    "road",
-    "sidewalk",
-    "building",
-    "wall",
-    "fence",
-    "pole",
-    "traffic light",
-    "traffic sign",
-    "vegetation",
-    "terrain",
-    "sky",
-    "person",
-    "rider",
-    "car",
-    "truck",
-    "bus",
-    "train",
-    "motorcycle",
-    "bicycle",
-]
-# labelId -> trainId of the official table (cityscapesScripts, helpers/labels.py); others are ignored.
-CITYSCAPES_LABEL_TO_TRAIN_ID = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
-}  # fmt: skip
-
-VOC_CLASSES = [
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-]
-IGNORE_INDEX = 255
 
 KINDS = ("synthetic", "camvid", "cityscapes", "voc", "folder")
 _COMMON_DEFAULTS: dict[str, Any] = {"resize": None, "limit": None, "seed": 0}
