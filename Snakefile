@@ -28,7 +28,6 @@ report: "workflow/report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/common_superpixel.smk"
 include: "rules/data.smk"
 include: "rules/superpixel.smk"
 include: "rules/round.smk"
@@ -41,5 +40,5 @@ rule all:
         [f"{RESULTS}/{exp}/round_{r}/inference.h5" for exp in EXPERIMENTS for r in experiment_rounds(exp)],
         f"{RESULTS}/comparison.csv",
         f"{RESULTS}/comparison.png",
-        superpixel_overlay_targets(),
+        unit_round_targets(),
     default_target: True

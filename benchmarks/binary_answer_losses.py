@@ -28,10 +28,10 @@ import yaml
 from alseg.config import resolve_config
 from alseg.data import dataset_info, load_split
 from alseg.data.prepared import prepare_dataset
-from alseg.oracle_binary import class_presence_from_masks
 from alseg.points import PointLabels
 from alseg.predict import evaluate
 from alseg.train import train_model
+from alseg.units.binary import class_presence_from_masks
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS: dict[str, dict | None] = {

@@ -67,7 +67,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def selection_line(log: Path) -> str:
-    """objective and redundancy from a select_queries log (alseg.steps_binary)."""
+    """objective and redundancy from a select_queries log (alseg.units.binary)."""
     text = log.read_text() if log.is_file() else ""
     found = re.search(r"objective ([0-9.]+), redundancy ([0-9.]+)", text)
     return f"{float(found.group(1)):.1f} / {float(found.group(2)):.1f}" if found else ""

@@ -1,4 +1,5 @@
-# Shared names and input functions. CFG is the validated config (alseg.config.resolve_config).
+# Shared names and input functions. CFG is the validated config (alseg.config.resolve_config); what each
+# step reads comes from alseg.plan, which asks the experiment's query unit.
 
 import binascii
 from base64 import b64decode
@@ -7,6 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from alseg import __version__ as CODE_VERSION
+from alseg import plan
 from alseg.config import experiment_last_round
 from alseg.human import HUMAN_ANSWERS, human_answers_input
 
@@ -18,6 +20,11 @@ LAST_ROUND = CFG["round"]
 def experiment_rounds(exp):
     """Rounds 0..last of experiment ``exp``: ``round``, or its own ``last_round`` where smaller."""
     return range(experiment_last_round(LAST_ROUND, EXPERIMENTS[exp]) + 1)
+
+
+def unit_round_targets():
+    """Files of every round that the units' own rules make (superpixel overlays), for rule all."""
+    return [f for exp in EXPERIMENTS for f in plan.extra_round_targets(CFG, exp, experiment_rounds(exp))]
 
 
 # By default a model job claims all of Snakemake's cores, so model jobs run one at a time (right for
@@ -37,71 +44,30 @@ wildcard_constraints:
     dataset=wildcard_pattern(list(CFG["datasets"])),
 
 
-def round_file(name):
-    """Input function: ``name`` in the current round's folder."""
-    return lambda wc: f"{RESULTS}/{wc.exp}/round_{wc.r}/{name}"
+def wc_round(wc):
+    return int(wc.r)
 
 
-def previous_round_file(name):
-    """Input function: ``name`` in round r-1's folder; nothing in round 0."""
-
-    def previous(wc):
-        r = int(wc.r)
-        return [] if r == 0 else f"{RESULTS}/{wc.exp}/round_{r - 1}/{name}"
-
-    return previous
+def inputs_of(plan_function):
+    """Input function: the named files of a step (alseg.plan), for unpack()."""
+    return lambda wc: plan_function(CFG, wc.exp, wc_round(wc))
 
 
-def dataset_file(wc):
-    return f"{RESULTS}/datasets/{EXPERIMENTS[wc.exp]['dataset']}.h5"
+def settings_of(plan_function):
+    """Params function: the settings a step reads (alseg.plan)."""
+    return lambda wc: plan_function(CFG, wc.exp, wc_round(wc))
 
 
-def settings(*keys):
-    """Params function: only the experiment settings a step reads, so that changing one setting
-    reruns only the steps (and experiments) that depend on it."""
-
-    def pick(wc):
-        experiment = EXPERIMENTS[wc.exp]
-        return {key: experiment[key] for key in keys}
-
-    return pick
+def round_output(name):
+    return f"{RESULTS}/{{exp}}/round_{{r}}/{name}"
 
 
-def query_settings(wc):
-    # Round 0 is random whatever the strategy: changing the strategy keeps round 0's files.
-    experiment = EXPERIMENTS[wc.exp]
-    keys = ["unit", "seed", "initial_budget", "dataset"]
-    if int(wc.r) > 0:
-        keys += ["strategy", "budget"]
-    chosen = {key: experiment[key] for key in keys}
-    chosen["acquisition"] = dict(experiment["acquisition"])
-    if int(wc.r) == 0:
-        chosen["acquisition"] = {"query_void": experiment["acquisition"]["query_void"]}
-    # binary and full: round 0 is the initial set; later rounds depend on the selection's settings
-    if experiment["unit"] in ("binary", "full"):
-        chosen["initial"] = experiment["initial"]
-        if int(wc.r) > 0:
-            chosen["binary"] = experiment["binary"]
-    return chosen
-
-
-def model_settings(wc):
-    # What training, evaluation and inference read; acquisition settings other than MC dropout
-    # (which changes the dump) do not retrain.
-    experiment = EXPERIMENTS[wc.exp]
-    chosen = {key: experiment[key] for key in ("seed", "model", "training", "unit", "strategy", "inference")}
-    chosen["acquisition"] = {"mc_passes": experiment["acquisition"]["mc_passes"]}
-    if experiment["unit"] == "binary":  # the weights of the answer losses
-        chosen["binary"] = {"loss": experiment["binary"]["loss"]}
-    if experiment["unit"] == "superpixel":  # sieving of the training labels
-        chosen["superpixel"] = {
-            key: experiment["superpixel"][key] for key in ("sieve", "sieve_min_size", "sieve_points")
-        }
-    return chosen
+def round_log(step):
+    return f"{RESULTS}/{{exp}}/round_{{r}}/logs/{step}.log"
 
 
 def is_human(wc):
-    return EXPERIMENTS[wc.exp]["oracle"]["kind"] == "human"
+    return plan.is_human(CFG, wc.exp)
 
 
 def human_answers_file(wc):
@@ -110,20 +76,13 @@ def human_answers_file(wc):
     while it is missing, the step stops with the commands that answer the round. Stops the run when
     answers.csv holds a person's answers but human_answers.csv is missing (alseg.human)."""
     if not is_human(wc):
-        return []
+        return {}
     found = human_answers_input(f"{RESULTS}/{wc.exp}/round_{wc.r}")
-    return found[0] if found else []
+    return {"human": found[0]} if found else {}
 
 
-def answer_settings(wc):
-    # Simulated: seed, error rate and costs (``kind`` left out, so that results from before it existed
-    # are kept). Human: a person's answers depend on no setting.
-    experiment = EXPERIMENTS[wc.exp]
-    if is_human(wc):
-        return {"oracle": {"kind": "human"}}
-    chosen = {key: experiment[key] for key in ("seed", "oracle", "costs")}
-    chosen["oracle"] = {key: value for key, value in experiment["oracle"].items() if key != "kind"}
-    return chosen
+def answer_inputs(wc):
+    return {**plan.answer_inputs(CFG, wc.exp, wc_round(wc)), **human_answers_file(wc)}
 
 
 def kept_if_answered(input_function):
@@ -135,7 +94,7 @@ def kept_if_answered(input_function):
         files = input_function(wc)
         if not (is_human(wc) and Path(f"{RESULTS}/{wc.exp}/round_{wc.r}/{HUMAN_ANSWERS}").is_file()):
             return files
-        return ancient(files) if isinstance(files, str) else [ancient(f) for f in files]
+        return {name: ancient(path) for name, path in files.items()}
 
     return wrapped
 
@@ -144,24 +103,6 @@ def query_version(wc):
     # Human experiments: no code version, so that a code update never chooses the queries of an
     # answered round again (kept_if_answered); they change only with the query settings.
     return "human: queries kept across code versions" if is_human(wc) else CODE_VERSION
-
-
-def round0_twin_file(name):
-    """Input function: ``name`` of the round-0 twin's round 0 (alseg.config.round0_twins), whose model
-    this experiment's round 0 reuses when the training is the same; nothing otherwise."""
-
-    def twin(wc):
-        other = CFG["round0_twins"].get(wc.exp)
-        return f"{RESULTS}/{other}/round_0/{name}" if other and int(wc.r) == 0 else []
-
-    return twin
-
-
-def warm_start_model(wc):
-    r = int(wc.r)
-    if r == 0 or not EXPERIMENTS[wc.exp]["training"]["warm_start"]:
-        return []
-    return f"{RESULTS}/{wc.exp}/round_{r - 1}/model.pt"
 
 
 def release_whole_outputs(marker_dir=".snakemake/incomplete"):

@@ -1,52 +1,52 @@
-# One active-learning round: queries -> answers -> labels -> model -> metrics and inference.
-# Round r's queries are chosen with round r-1's labels and inference dump.
+# One active-learning round: queries -> answers -> labels -> model (evaluation, inference) -> metrics.
+# Round r's queries are chosen with round r-1's labels and inference dump. Every rule asks the
+# experiment's query unit (alseg.units) what its step reads, through alseg.plan: named inputs
+# (unpack) and the settings in its params.
 
 localrules:
-    select_queries,
     answer_queries,
     update_labels,
+    metrics,
 
 
-rule select_queries:
-    input:
-        dataset=kept_if_answered(dataset_file),
-        labels=kept_if_answered(previous_round_file("labels.npz")),
-        inference=kept_if_answered(
-            lambda wc: (
-                previous_round_file("inference.h5")(wc)
-                if EXPERIMENTS[wc.exp]["strategy"] != "random"
-                else []
-            )
-        ),
-    output:
-        f"{RESULTS}/{{exp}}/round_{{r}}/queries.csv",
-    params:
-        settings=query_settings,
-        version=query_version,
-    log:
-        f"{RESULTS}/{{exp}}/round_{{r}}/logs/select_queries.log",
-    conda:
-        "../envs/alseg.yaml"
-    script:
-        "../scripts/select_queries.py"
+# One selection rule per set of side files that units write beside queries.csv (the superpixel unit's
+# regions.npz): Snakemake needs a rule's outputs before it knows the experiment. The rules are the same.
+for side, side_experiments in plan.side_file_groups(CFG).items():
+
+    rule:
+        name:
+            "select_queries" + "".join(f"_with_{name}" for name, _ in side)
+        localrule: True
+        input:
+            unpack(kept_if_answered(inputs_of(plan.select_inputs))),
+        output:
+            queries=round_output("queries.csv"),
+            **{name: round_output(file) for name, file in side},
+        wildcard_constraints:
+            exp=wildcard_pattern(side_experiments),
+        params:
+            settings=settings_of(plan.select_settings),
+            version=query_version,
+        log:
+            round_log("select_queries"),
+        conda:
+            "../envs/alseg.yaml"
+        script:
+            "../scripts/select_queries.py"
 
 
 rule answer_queries:
     """The answers: the simulated annotator's (from ground truth), or in a human experiment a person's
     human_answers.csv, validated and copied (alseg.human)."""
     input:
-        dataset=dataset_file,
-        queries=round_file("queries.csv"),
-        superpixels=superpixel_file,
-        regions=superpixel_regions_file,
-        human=human_answers_file,
+        unpack(answer_inputs),
     output:
-        f"{RESULTS}/{{exp}}/round_{{r}}/answers.csv",
+        round_output("answers.csv"),
     params:
-        settings=answer_settings,
+        settings=settings_of(plan.answer_settings),
         version=CODE_VERSION,
     log:
-        f"{RESULTS}/{{exp}}/round_{{r}}/logs/answer_queries.log",
+        round_log("answer_queries"),
     conda:
         "../envs/alseg.yaml"
     script:
@@ -55,18 +55,15 @@ rule answer_queries:
 
 rule update_labels:
     input:
-        dataset=dataset_file,
-        queries=round_file("queries.csv"),
-        answers=round_file("answers.csv"),
-        previous=previous_round_file("labels.npz"),
-        regions=superpixel_regions_file,
+        unpack(inputs_of(plan.update_inputs)),
     output:
-        f"{RESULTS}/{{exp}}/round_{{r}}/labels.npz",
+        round_output("labels.npz"),
     params:
-        costs=lambda wc: EXPERIMENTS[wc.exp]["costs"],  # the estimate of answers without measured seconds
+        # the estimate paid for answers without measured seconds
+        costs=lambda wc: plan.asked_costs(EXPERIMENTS[wc.exp], wc_round(wc)),
         version=CODE_VERSION,
     log:
-        f"{RESULTS}/{{exp}}/round_{{r}}/logs/update_labels.log",
+        round_log("update_labels"),
     conda:
         "../envs/alseg.yaml"
     script:
@@ -80,27 +77,40 @@ rule train:
     Round 0 of an experiment with a round-0 twin (config share_round0) copies the twin's model when
     the training inputs are identical."""
     input:
-        dataset=dataset_file,
-        labels=round_file("labels.npz"),
-        init_model=warm_start_model,
-        superpixels=superpixel_file,
-        sieve_model=sieve_model_file,
-        twin_model=round0_twin_file("model.pt"),
-        twin_log=round0_twin_file("train_log.json"),
+        unpack(inputs_of(plan.train_inputs)),
     output:
-        model=f"{RESULTS}/{{exp}}/round_{{r}}/model.pt",
-        log=f"{RESULTS}/{{exp}}/round_{{r}}/train_log.json",
-        metrics=f"{RESULTS}/{{exp}}/round_{{r}}/metrics.json",
-        inference=f"{RESULTS}/{{exp}}/round_{{r}}/inference.h5",
+        model=round_output("model.pt"),
+        log=round_output("train_log.json"),
+        evaluation=round_output("evaluation.json"),
+        inference=round_output("inference.h5"),
     params:
-        settings=model_settings,
+        settings=settings_of(plan.train_settings),
         version=CODE_VERSION,
     threads: MODEL_THREADS
     resources:
         gpu=1,
     log:
-        f"{RESULTS}/{{exp}}/round_{{r}}/logs/train.log",
+        round_log("train"),
     conda:
         "../envs/alseg.yaml"
     script:
         "../scripts/train.py"
+
+
+rule metrics:
+    """metrics.json: the model's test scores, what its labels cost, and the experiment's unit and strategy
+    (a step of its own: relabelling an experiment does not retrain it)."""
+    input:
+        evaluation=round_output("evaluation.json"),
+        labels=round_output("labels.npz"),
+    output:
+        round_output("metrics.json"),
+    params:
+        description=lambda wc: plan.metrics_description(CFG, wc.exp),
+        version=CODE_VERSION,
+    log:
+        round_log("metrics"),
+    conda:
+        "../envs/alseg.yaml"
+    script:
+        "../scripts/metrics.py"

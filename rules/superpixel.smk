@@ -1,10 +1,10 @@
-# Superpixel experiments (unit: superpixel). The base superpixels are computed once per dataset and
-# setting and shared by every experiment and round; selection writes queries.csv and the round's
-# regions.npz; overlays are drawn per round. Names and input functions: rules/common_superpixel.smk.
+# The superpixel unit's own stages (alseg.units.superpixel): the base superpixels of a dataset, computed
+# once per setting and shared by every experiment and round, and PNG overlays of a few images per round.
+# Its selection, answers, labels and training go through the generic rules of round.smk.
 
-localrules:
-    select_superpixel_queries,
-    superpixel_overlays,
+from alseg.units.superpixel.files import SETTING_PATTERN
+
+SUPERPIXEL_EXPERIMENTS = [name for name, e in EXPERIMENTS.items() if e["unit"] == "superpixel"]
 
 
 rule superpixels:
@@ -14,7 +14,7 @@ rule superpixels:
     output:
         f"{RESULTS}/datasets/{{dataset}}.superpixels-{{spx}}.h5",
     wildcard_constraints:
-        spx="seeds-[1-9][0-9]*|oracle",
+        spx=SETTING_PATTERN,
     params:
         version=CODE_VERSION,
     threads: 8
@@ -26,51 +26,24 @@ rule superpixels:
         "../scripts/superpixels.py"
 
 
-rule select_superpixel_queries:
-    """Round r's superpixel queries and the side file of its regions (merge record, base ids per query)."""
-    input:
-        dataset=dataset_file,
-        superpixels=superpixel_file,
-        labels=previous_round_file("labels.npz"),
-        inference=superpixel_inference_file,
-    output:
-        queries=f"{RESULTS}/{{exp}}/round_{{r}}/queries.csv",
-        regions=f"{RESULTS}/{{exp}}/round_{{r}}/regions.npz",
-    wildcard_constraints:
-        exp=SUPERPIXEL_EXP_PATTERN,
-    params:
-        settings=superpixel_query_settings,
-        version=CODE_VERSION,
-    log:
-        f"{RESULTS}/{{exp}}/round_{{r}}/logs/select_queries.log",
-    conda:
-        "../envs/alseg.yaml"
-    script:
-        "../scripts/select_superpixel_queries.py"
-
-
-ruleorder: select_superpixel_queries > select_queries
-
-
 rule superpixel_overlays:
     """PNG overlays of a few images per round: base and merged boundaries, queried regions, sieved pixels."""
+    localrule: True
     input:
-        dataset=dataset_file,
-        superpixels=superpixel_file,
-        regions=round_file("regions.npz"),
-        labels=round_file("labels.npz"),
-        sieve_model=sieve_model_file,
+        dataset=lambda wc: plan.dataset_file(CFG, wc.exp),
+        superpixels=lambda wc: plan.resource_files(CFG, wc.exp)["superpixels"],
+        regions=round_output("regions.npz"),
+        labels=round_output("labels.npz"),
+        sieve_model=lambda wc: plan.train_inputs(CFG, wc.exp, wc_round(wc)).get("previous_model", []),
     output:
-        directory(f"{RESULTS}/{{exp}}/round_{{r}}/overlays"),
+        directory(round_output("overlays")),
     wildcard_constraints:
-        exp=SUPERPIXEL_EXP_PATTERN,
+        exp=wildcard_pattern(SUPERPIXEL_EXPERIMENTS) if SUPERPIXEL_EXPERIMENTS else "(?!)",
     params:
-        settings=lambda wc: {
-            key: EXPERIMENTS[wc.exp][key] for key in ("superpixel", "inference")
-        },
+        settings=lambda wc: {key: EXPERIMENTS[wc.exp][key] for key in ("superpixel", "inference")},
         version=CODE_VERSION,
     log:
-        f"{RESULTS}/{{exp}}/round_{{r}}/logs/superpixel_overlays.log",
+        round_log("superpixel_overlays"),
     conda:
         "../envs/alseg.yaml"
     script:

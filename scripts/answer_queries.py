@@ -1,13 +1,12 @@
-from alseg.steps import answer_queries, logged_step
+from alseg.joblog import job_name, logged_step
+from alseg.steps import answer_queries
 
-with logged_step(snakemake.log[0]):
+with logged_step(snakemake.log[0], job_name(snakemake.wildcards)):
     answer_queries(
         snakemake.input.dataset,
         snakemake.input.queries,
         snakemake.params.settings,
         int(snakemake.wildcards.r),
         snakemake.output[0],
-        superpixels=snakemake.input.superpixels or None,
-        regions=snakemake.input.regions or None,
-        human=snakemake.input.human or None,
+        **{name: path for name, path in snakemake.input.items() if name not in ("dataset", "queries")},
     )

@@ -1,4 +1,5 @@
 from alseg.atomic import write_text_atomic
+from alseg.joblog import logged_step
 from alseg.report import (
     comparison_rows,
     markdown_summary,
@@ -9,7 +10,6 @@ from alseg.report import (
     round_table,
     write_rows,
 )
-from alseg.steps import logged_step
 
 with logged_step(snakemake.log[0]):
     params = snakemake.params

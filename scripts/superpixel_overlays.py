@@ -1,7 +1,7 @@
-from alseg.steps import logged_step
-from alseg.steps_superpixel import write_superpixel_overlays
+from alseg.joblog import job_name, logged_step
+from alseg.units.superpixel.overlays import write_superpixel_overlays
 
-with logged_step(snakemake.log[0]):
+with logged_step(snakemake.log[0], job_name(snakemake.wildcards)):
     write_superpixel_overlays(
         snakemake.input.dataset,
         snakemake.input.superpixels,

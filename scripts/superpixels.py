@@ -1,6 +1,6 @@
-from alseg.steps import logged_step
-from alseg.steps_superpixel import compute_base_superpixels, parse_superpixel_setting
+from alseg.joblog import logged_step
+from alseg.units.superpixel.files import compute_base_superpixels, parse_superpixel_setting
 
-with logged_step(snakemake.log[0]):
+with logged_step(snakemake.log[0], f"{snakemake.wildcards.dataset} superpixels"):
     method, size = parse_superpixel_setting(snakemake.wildcards.spx)
     compute_base_superpixels(snakemake.input[0], method, size, snakemake.output[0], workers=snakemake.threads)

@@ -1,35 +1,14 @@
-from alseg.steps import evaluate, infer, limit_threads, logged_step, train
+from alseg.joblog import job_name, logged_step
+from alseg.model_job import evaluate, infer, limit_threads, train
 
 round_index = int(snakemake.wildcards.r)
-with logged_step(snakemake.log[0]):
+settings = snakemake.params.settings
+with logged_step(snakemake.log[0], job_name(snakemake.wildcards)):
     limit_threads(snakemake.threads)
-    train(
-        snakemake.input.dataset,
-        snakemake.input.labels,
-        snakemake.params.settings,
-        round_index,
-        snakemake.output.model,
-        snakemake.output.log,
-        init_model=snakemake.input.init_model or None,
-        superpixels=snakemake.input.superpixels or None,
-        sieve_model=snakemake.input.sieve_model or None,
-        twin_model=snakemake.input.twin_model or None,
-        twin_log=snakemake.input.twin_log or None,
-    )
-    evaluate(
-        snakemake.input.dataset,
-        snakemake.output.model,
-        snakemake.input.labels,
-        snakemake.wildcards.exp,
-        snakemake.params.settings,
-        round_index,
-        snakemake.output.metrics,
-    )
-    infer(
-        snakemake.input.dataset,
-        snakemake.output.model,
-        snakemake.params.settings,
-        round_index,
-        snakemake.output.inference,
-        superpixels=snakemake.input.superpixels or None,
-    )
+    files = {name: path for name, path in snakemake.input.items() if name not in ("dataset", "labels")}
+    train(snakemake.input.dataset, snakemake.input.labels, settings, round_index, snakemake.output.model,
+          snakemake.output.log, **files)
+    evaluate(snakemake.input.dataset, snakemake.output.model, settings, round_index, snakemake.output.evaluation)
+    unit_files = {name: path for name, path in files.items() if name not in ("init_model", "twin_model", "twin_log")}
+    infer(snakemake.input.dataset, snakemake.output.model, settings, round_index, snakemake.output.inference,
+          **unit_files)

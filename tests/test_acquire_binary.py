@@ -316,6 +316,6 @@ def test_selection_and_oracle_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, alseg.acquire.binary, alseg.oracle_binary; "
+    code = ("import sys, alseg.acquire.binary, alseg.units.binary; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -27,12 +27,12 @@ from alseg.acquire.superpixel_stats import (
     superpixel_stats,
     superpixel_stats_from_probs,
 )
-from alseg.oracle_superpixel import (
+from alseg.superpixels import offsets_from_counts
+from alseg.units.superpixel.oracle import (
     answer_superpixel_queries,
     dominant_answers,
     query_class_counts,
 )
-from alseg.superpixels import offsets_from_counts
 
 EPS = 0.1
 # JS distances (natural log): d(A, B) = 0.078, d(B, C) = 0.089, d(A, C) = 0.165, D is far from all

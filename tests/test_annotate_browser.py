@@ -1,7 +1,8 @@
 """The annotation page in a real browser: headless Chromium answers rounds by key presses.
 
-Needs Debian's ``chromium`` and ``chromium-driver`` packages and the ``selenium`` package (the ``test``
-extra); .ci/run installs them. Without them the tests are skipped, saying what is missing.
+The browser tests need Debian's ``chromium`` and ``chromium-driver`` packages and the ``selenium`` package
+(the ``test`` extra); .ci/run installs them. Without them they are skipped, saying what is missing. The
+tests of the page's files (the core and the units' views) need no browser.
 Set ``ALSEG_UPDATE_SCREENSHOT=1`` to refresh docs/annotate.png (the README's screenshot).
 """
 
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import http.client
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -21,6 +24,8 @@ import pytest
 from annotate_fixtures import block_regions, make_dataset, write_queries
 
 from alseg.annotate import AnnotationServer, AnnotationSession, regions_from_label_maps
+from alseg.annotate.server import static_file
+from alseg.units import ROW_UNITS
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "docs" / "annotate.png"
@@ -39,7 +44,7 @@ def _browser_missing() -> str | None:
     return f"browser test needs {', '.join(missing)}" if missing else None
 
 
-pytestmark = pytest.mark.skipif(_browser_missing() is not None, reason=_browser_missing() or "")
+needs_browser = pytest.mark.skipif(_browser_missing() is not None, reason=_browser_missing() or "")
 
 H, W = 48, 64
 
@@ -134,6 +139,7 @@ def check_answers(path: Path, expected: dict[str, str]) -> None:
         assert 0 < float(row["seconds"]) < 60
 
 
+@needs_browser
 def test_pixel_round_with_skip_undo_and_resume(
     dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,6 +189,7 @@ def test_pixel_round_with_skip_undo_and_resume(
     )
 
 
+@needs_browser
 def test_superpixel_round_outlines_regions(dataset: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.keys import Keys
 
@@ -208,6 +215,7 @@ def test_superpixel_round_outlines_regions(dataset: Path, tmp_path: Path) -> Non
     check_answers(tmp_path / "answers.csv", {"r1-000000": "4", "r1-000001": "skip", "r1-000002": "5"})
 
 
+@needs_browser
 def test_binary_round_answers_yes_no(dataset: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.keys import Keys
 
@@ -229,6 +237,62 @@ def test_binary_round_answers_yes_no(dataset: Path, tmp_path: Path) -> None:
                 assert body(driver, "query") == "r1-000001" and body(driver, "answered") == "1"
         wait_done(driver)
     check_answers(tmp_path / "answers.csv", {"r1-000000": "yes", "r1-000001": "yes", "r1-000002": "skip"})
+
+
+@contextlib.contextmanager
+def listening(session: AnnotationSession) -> Iterator[AnnotationServer]:
+    """Serve ``session`` in a thread until the block ends (no answers needed)."""
+    server = AnnotationServer(session, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def get(server: AnnotationServer, path: str, host: str | None = None) -> tuple[int, str, bytes]:
+    """(status, content type, body) of ``GET path``."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request("GET", path, headers={"Host": host or f"127.0.0.1:{server.port}"})
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        connection.close()
+
+
+def test_unit_views_are_served(dataset: Path, tmp_path: Path) -> None:
+    queries = write_queries(tmp_path / "queries.csv", "pixel", [(0, 5, 7)])
+    session = AnnotationSession(queries, dataset, annotator="tester")
+    assert session.info()["unit_scripts"] == {"pixel": "/unit/pixel.js"}
+    with listening(session) as server:
+        status, content_type, script = get(server, "/unit/pixel.js")
+        assert status == 200 and content_type.startswith("text/javascript")
+        assert b'alseg.registerUnit("pixel"' in script
+        # a unit that is a package keeps its view in the package's folder
+        status, content_type, script = get(server, "/unit/superpixel.js")
+        assert status == 200 and b'alseg.registerUnit("superpixel"' in script
+        for missing in ("/unit/nothing.js", "/unit/image.js"):  # unknown; a unit not answered on the page
+            status, content_type, body = get(server, missing)
+            assert status == 404 and "error" in json.loads(body), missing
+        status, _, _ = get(server, "/unit/pixel.js", host="evil.example:80")
+        assert status == 403
+
+
+def test_app_js_is_the_same_for_every_unit() -> None:
+    core = (static_file("app.js") or b"").decode("utf-8")
+    assert "registerUnit" in core
+    for name in (name for name, unit in ROW_UNITS.items() if unit.page_script):
+        quoted = re.findall(rf"""["'`]{re.escape(name)}["'`]""", core)
+        assert not quoted, (
+            f"app.js names the {name!r} unit ({quoted}): what a unit shows and which keys answer it belong "
+            f"in its view (the unit's page_script beside its Python module), not in the page's core"
+        )
+    for field in ("region_url", "class_name", "yes_keys", "no_keys", ".unit ==="):
+        assert field not in core, f"app.js uses {field!r}, a detail of one unit: it belongs in that unit's view"
 
 
 # Counts canvas pixels whose colour is the region outline's (#ffd166) on the main view.

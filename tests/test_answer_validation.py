@@ -11,18 +11,8 @@ from annotate_fixtures import make_dataset
 
 from alseg.annotate import AnnotationSession, ProgressError
 from alseg.annotate.progress import progress_path_for
-from alseg.queries import (
-    ANSWER_COLUMNS,
-    MAX_REPORTED_PROBLEMS,
-    QUERY_COLUMNS,
-    AnswerFileError,
-    answer_problems,
-    query_ids,
-    read_answers,
-    read_queries,
-    validate_answers,
-    write_table,
-)
+from alseg.answers import MAX_REPORTED_PROBLEMS, answer_problems, read_answers, validate_answers
+from alseg.queries import ANSWER_COLUMNS, QUERY_COLUMNS, AnswerFileError, query_ids, read_queries, write_table
 
 CLASSES = ["road", "car", "tree", "sky", "person"]
 UNITS = ["pixel", "superpixel", "binary"]

@@ -13,13 +13,13 @@ from alseg.binary_loss import (
     ABSENT_LOGIT,
     absent_class_loss,
     absent_logit_mask,
-    answer_matrix,
     batch_answers,
     binary_answer_loss,
     mask_absent_logits,
     pooled_presence,
     presence_loss,
 )
+from alseg.units.binary import answer_matrix
 
 
 @pytest.fixture

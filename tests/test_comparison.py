@@ -19,6 +19,7 @@ from alseg.data.prepared import prepare_dataset
 from alseg.labels import load_labels
 from alseg.queries import read_queries
 from alseg.report import _draw_axis, curve_styles, markdown_summary, per_class_table, plot_axis, read_rows, round_table
+from alseg.units import labelled_pixels
 
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
 
@@ -160,8 +161,8 @@ def test_full_round_labels_every_pool_image_densely_at_the_image_cost(dataset, t
     store = load_labels(labels)
     masks = load_split(dataset, "train").masks
     non_void = int((masks != dataset_info(dataset).ignore_index).sum())
-    assert store.labelled_pixels == non_void and store.pixel_image.size == 0
-    assert list(store.dense_image) == list(range(6))
+    assert labelled_pixels(store) == non_void and store["pixel_image"].size == 0
+    assert list(store["dense_image"]) == list(range(6))
     assert store.seconds == pytest.approx(6 * exp["costs"]["image"]["seconds"])
     with pytest.raises(ValueError, match="round 0 only"):
         steps.select_queries(dataset, exp, 1, tmp_path / "q1.csv")
@@ -194,14 +195,16 @@ def test_workflow_reports_seed_groups_against_the_fully_supervised_reference(tmp
 
 
 
-def test_dense_images_add_their_pixels_and_cost_and_are_never_paid_twice():
-    from alseg.labels import LabelStore, add_dense_images, add_pixel_answers
+def test_dense_images_add_their_pixels_and_are_never_paid_twice():
+    from alseg.labels import LabelStore
+    from alseg.units.full import add_dense_images
+    from alseg.units.pixel import add_pixel_answers
 
-    store = add_pixel_answers(LabelStore(), 0, [0], [1], [1], [2], clicks=1, seconds=1.42)
-    store = add_dense_images(store, 1, [3, 5], [100, 90], clicks=2, seconds=936)
-    assert store.labelled_pixels == 1 + 190 and list(store.dense_round) == [1, 1]
-    assert list(store.round_seconds) == [1.42, 936] and store.pixel_image.size == 1
-    kept = add_pixel_answers(store, 2, [0], [2], [2], [1], clicks=1, seconds=1.42)
-    assert list(kept.dense_image) == [3, 5]  # a pixel round keeps the dense images
+    store = add_pixel_answers(LabelStore(), 0, [0], [1], [1], [2])
+    store = add_dense_images(store, 1, [3, 5], [100, 90])
+    assert labelled_pixels(store) == 1 + 190 and list(store["dense_round"]) == [1, 1]
+    assert store["pixel_image"].size == 1
+    kept = add_pixel_answers(store, 2, [0], [2], [2], [1])
+    assert list(kept["dense_image"]) == [3, 5]  # a pixel round keeps the dense images
     with pytest.raises(ValueError, match="already given"):
-        add_dense_images(store, 2, [5], [90], clicks=1, seconds=468)
+        add_dense_images(store, 2, [5], [90])

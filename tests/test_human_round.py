@@ -357,7 +357,7 @@ def test_answers_without_seconds_are_paid_the_estimate_and_make_the_cost_mixed(h
     update_labels(dataset, queries, answers, 0, answers.with_name("labels.npz"), costs=costs)
     store = load_labels(answers.with_name("labels.npz"))
     assert store.seconds == pytest.approx(9 * 2.0 + 3 * 1.5)
-    assert store.cost_source == "mixed" and store.round_cost_source.tolist() == [2]
+    assert store.cost_source == "mixed" and store["round_cost_source"].tolist() == [2]
     assert not list(answers.parent.glob(".labels.npz*"))  # the staged store is gone
     # Simulated answers: estimated; a round of a person's measured answers after them: mixed overall.
     write_answers(answers, [dict(r, source="oracle", seconds="1.5") for r in rows])

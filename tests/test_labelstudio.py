@@ -20,16 +20,10 @@ from alseg.annotate.regions import (
     regions_from_label_maps,
     regions_from_superpixel_file,
 )
+from alseg.answers import read_answers
 from alseg.cli import main
 from alseg.data import dataset_info
-from alseg.queries import (
-    QUERY_COLUMNS,
-    AnswerFileError,
-    query_ids,
-    read_answers,
-    read_queries,
-    write_table,
-)
+from alseg.queries import QUERY_COLUMNS, AnswerFileError, query_ids, read_queries, write_table
 
 H, W = 24, 32
 

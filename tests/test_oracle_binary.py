@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alseg.oracle_binary import (
-    DEFAULT_BINARY_SECONDS,
-    answer_binary,
-    binary_answer_cost,
-    class_presence_from_masks,
-)
+from alseg.units.binary import answer_binary, class_presence_from_masks
 
 VOID = 255
 
@@ -72,7 +67,9 @@ def test_bad_queries_and_masks():
         answer_binary(bad, np.array([2]), np.array([0]), 4, VOID)
 
 
-def test_cost():
-    assert binary_answer_cost(200) == (200.0, 200 * DEFAULT_BINARY_SECONDS)
-    assert binary_answer_cost(10, 2.5) == (10.0, 25.0)
-    assert DEFAULT_BINARY_SECONDS == 3.0
+def test_each_answer_costs_the_configured_binary_cost():
+    from alseg.units.binary import UNIT
+
+    clicks, seconds = UNIT.answer_cost(np.array(["yes", "no", "skip"], dtype=object),
+                                       {"binary": {"clicks": 1, "seconds": 3.0}}, 4)
+    assert clicks.tolist() == [1.0, 1.0, 1.0] and seconds.tolist() == [3.0, 3.0, 3.0]

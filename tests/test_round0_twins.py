@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO
 
 from alseg.config import resolve_config, round0_twins
-from alseg.steps import training_digest
+from alseg.model_job import training_digest
 
 
 def config(**experiments) -> dict:

@@ -1,4 +1,4 @@
-"""The workflow steps of binary experiments (alseg.steps_binary), called through alseg.steps as the rules do."""
+"""Binary experiments (alseg.units.binary) through the generic steps of alseg.steps, as the rules call them."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import h5py
 import numpy as np
 import pytest
 
-from alseg import steps, steps_binary
+from alseg import steps
 from alseg.config import BUILTIN_DEFAULTS, deep_merge
 from alseg.data import dataset_info, load_split
 from alseg.data.prepared import prepare_dataset
 from alseg.labels import LabelStore, load_labels
-from alseg.oracle_binary import class_presence_from_masks
 from alseg.queries import read_queries
+from alseg.units import Job, labelled_pixels
+from alseg.units.binary import UNIT, add_binary_answers, class_presence_from_masks
 
 N_TRAIN, SIZE, C = 12, 32, 8
 
@@ -69,22 +70,22 @@ def rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_dense_initial_set_is_every_pixel_of_n0_images_paid_per_image(tmp_path, dataset):
+def test_dense_initial_set_is_the_masks_of_n0_images_paid_per_image(tmp_path, dataset):
     exp = experiment(initial={"kind": "dense", "images": 3})
     labels = run_round(tmp_path, dataset, exp, 0, None)
     table = read_queries(tmp_path / "round_0" / "queries.csv")
     info = dataset_info(dataset)
     masks = load_split(dataset, "train").masks
-    images = np.unique(table["image_index"])
-    assert images.size == 3
-    assert set(table["unit"]) == {"pixel"} and set(table["strategy"]) == {"dense"}
-    assert table["image_index"].size == int((masks[images] != info.ignore_index).sum())
+    images = table["image_index"]
+    assert images.size == 3 and np.unique(images).size == 3  # one whole-image query per image
+    assert set(table["unit"]) == {"image"} and set(table["strategy"]) == {"dense"}
+    np.testing.assert_array_equal(table["pixels"], (masks[images] != info.ignore_index).sum(axis=(1, 2)))
     store = load_labels(labels)
-    np.testing.assert_array_equal(store.pixel_class, masks[store.pixel_image, store.pixel_y, store.pixel_x])
+    assert store["dense_image"].tolist() == images.tolist()
+    assert labelled_pixels(store) == int((masks[images] != info.ignore_index).sum())
     assert store.seconds == 3 * 468.0 and store.clicks == 3
     answers = rows(tmp_path / "round_0" / "answers.csv")
-    assert sum(float(a["seconds"]) > 0 for a in answers) == 3  # one full-image cost per image
-    assert steps_binary.dense_images_of(store, exp["initial"]).tolist() == images.tolist()
+    assert [a["answer"] for a in answers] == ["mask"] * 3 and {float(a["seconds"]) for a in answers} == {468.0}
 
 
 def test_pixel_initial_set_equals_a_pixel_experiments_round_0(tmp_path, dataset):
@@ -100,7 +101,7 @@ def test_pixel_initial_set_equals_a_pixel_experiments_round_0(tmp_path, dataset)
 def test_binary_rounds_meet_the_budget_and_never_ask_a_known_pair(tmp_path, dataset, truth, method):
     exp = experiment(strategy=method, initial={"kind": "dense", "images": 2})
     labels = run_round(tmp_path, dataset, exp, 0, None)
-    dense = steps_binary.dense_images_of(load_labels(labels), exp["initial"])
+    dense = load_labels(labels)["dense_image"].tolist()
     asked: set[tuple[int, int]] = set()
     for r in (1, 2):
         before = load_labels(labels)
@@ -120,18 +121,18 @@ def test_binary_rounds_meet_the_budget_and_never_ask_a_known_pair(tmp_path, data
         assert [a["answer"] for a in answers] == ["yes" if truth[i, c] else "no" for i, c in pairs]
         assert all(float(a["seconds"]) == 3.0 and float(a["clicks"]) == 1.0 for a in answers)
         store = load_labels(labels)
-        assert store.binary_image.size == before.binary_image.size + len(pairs)  # cumulative
-        np.testing.assert_array_equal(store.binary_image[: before.binary_image.size], before.binary_image)
+        assert store["binary_image"].size == before["binary_image"].size + len(pairs)  # cumulative
+        np.testing.assert_array_equal(store["binary_image"][: before["binary_image"].size], before["binary_image"])
         assert store.seconds == pytest.approx(before.seconds + 3.0 * len(pairs))
-    np.testing.assert_array_equal(store.binary_present, truth[store.binary_image, store.binary_class])
-    assert sorted(set(store.binary_round.tolist())) == [1, 2]
+    np.testing.assert_array_equal(store["binary_present"], truth[store["binary_image"], store["binary_class"]])
+    assert sorted(set(store["binary_round"].tolist())) == [1, 2]
 
 
 def test_pairs_shown_by_labelled_pixels_are_not_asked(tmp_path, dataset):
     exp = experiment(initial={"kind": "pixels", "per_image": 6}, budget=40, binary={"c_max": 8})
     labels = run_round(tmp_path, dataset, exp, 0, None)
     store = load_labels(labels)
-    shown = set(zip(store.pixel_image.tolist(), store.pixel_class.tolist()))
+    shown = set(zip(store["pixel_image"].tolist(), store["pixel_class"].tolist()))
     run_round(tmp_path, dataset, exp, 1, labels)
     pairs = {(int(q["image_index"]), int(q["class"])) for q in rows(tmp_path / "round_1" / "queries.csv")}
     assert len(pairs) == 40 and not pairs & shown
@@ -170,21 +171,22 @@ def test_bad_inputs_get_clear_errors(tmp_path, dataset):
 
 
 def test_add_binary_answers_refuses_asking_twice_and_keeps_skips_out():
-    store = steps_binary.add_binary_answers(LabelStore(), 1, [0, 1, 2], [3, 3, 4], [True, False, True],
-                                            [True, True, False], clicks=3, seconds=9)
-    assert store.binary_image.tolist() == [0, 1] and store.binary_present.tolist() == [True, False]
-    assert store.round_seconds.tolist() == [0.0, 9.0] and store.clicks == 3
+    store = add_binary_answers(LabelStore(), 1, [0, 1, 2], [3, 3, 4], [True, False, True], [True, True, False])
+    assert store["binary_image"].tolist() == [0, 1] and store["binary_present"].tolist() == [True, False]
     with pytest.raises(ValueError, match="already answered"):
-        steps_binary.add_binary_answers(store, 2, [1], [3], [True], [True], clicks=1, seconds=3)
+        add_binary_answers(store, 2, [1], [3], [True], [True])
     with pytest.raises(ValueError, match="twice"):
-        steps_binary.add_binary_answers(store, 2, [5, 5], [1, 1], [True, True], [True, True], 2, 6)
-    again = steps_binary.add_binary_answers(store, 2, [2], [4], [False], [True], clicks=1, seconds=3)
-    assert again.binary_round.tolist() == [1, 1, 2]  # a skipped pair may be asked again
+        add_binary_answers(store, 2, [5, 5], [1, 1], [True, True], [True, True])
+    again = add_binary_answers(store, 2, [2], [4], [False], [True])
+    assert again["binary_round"].tolist() == [1, 1, 2]  # a skipped pair may be asked again
 
 
-def test_answer_training_arguments():
-    assert steps_binary.answer_training(LabelStore(), 4, 3, experiment()) == {}
-    store = steps_binary.add_binary_answers(LabelStore(), 1, [0, 2], [1, 2], [True, False], [True, True], 2, 6)
-    kwargs = steps_binary.answer_training(store, 4, 3, experiment(binary={"loss": {"presence_weight": 0.5}}))
-    assert kwargs["answers"].tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, -1], [0, 0, 0]]
-    assert kwargs["answer_loss"]["presence_weight"] == 0.5
+def test_answers_train_as_an_answer_matrix_with_the_configured_loss(dataset):
+    job = Job(dataset, experiment(binary={"loss": {"presence_weight": 0.5}}), 1)
+    assert UNIT.training_targets(LabelStore(), job) is None
+    store = add_binary_answers(LabelStore(), 1, [0, 2], [1, 2], [True, False], [True, True])
+    targets = UNIT.training_targets(store, job)
+    expected = np.zeros((N_TRAIN, C), dtype=np.int8)
+    expected[0, 1], expected[2, 2] = 1, -1
+    np.testing.assert_array_equal(targets.answers, expected)
+    assert targets.answer_loss["presence_weight"] == 0.5 and targets.points is None

@@ -21,28 +21,21 @@ from alseg.inference_file import (
     read_superpixel_fields,
     write_superpixel_rows,
 )
-from alseg.labels import (
-    LabelStore,
-    add_superpixel_answers,
-    asked_superpixels,
-    load_labels,
-    save_labels,
-    superpixel_labels,
-)
-from alseg.steps import answer_queries, update_labels
-from alseg.steps_superpixel import (
+from alseg.labels import LabelStore, load_labels, record_round_cost, save_labels
+from alseg.steps import answer_queries, select_queries, update_labels
+from alseg.superpixels import SuperpixelFileError, read_superpixels
+from alseg.units import Job
+from alseg.units import labelled_pixels as store_labelled_pixels
+from alseg.units.superpixel.files import (
     RegionsFileError,
     compute_base_superpixels,
-    labelled_pixels,
     load_regions,
-    overlay_images,
     parse_superpixel_setting,
-    select_superpixel_queries,
     superpixel_file_name,
-    superpixel_training_points,
-    write_superpixel_overlays,
 )
-from alseg.superpixels import SuperpixelFileError, read_superpixels
+from alseg.units.superpixel.labels import add_superpixel_answers, asked_superpixels, labelled_pixels, superpixel_labels
+from alseg.units.superpixel.overlays import overlay_images, write_superpixel_overlays
+from alseg.units.superpixel.sieving import superpixel_training_targets
 
 N, H, W, C = 6, 32, 32, 8
 
@@ -61,7 +54,7 @@ def pool(tmp_path_factory) -> dict:
     dataset = root / "synthetic.h5"
     prepare_dataset({"kind": "synthetic", "seed": 0, "n_train": N, "n_val": 2, "n_test": 2, "height": H,
                      "width": W}, dataset)
-    superpixels = root / superpixel_file_name("synthetic", "seeds", 16)
+    superpixels = root / superpixel_file_name("synthetic", {"method": "seeds", "pixels_per_superpixel": 16})
     compute_base_superpixels(dataset, "seeds", 16, superpixels, workers=2)
     return {"root": root, "dataset": dataset, "superpixels": superpixels,
             "maps": read_superpixels(superpixels), "split": load_split(dataset, "train")}
@@ -89,6 +82,19 @@ def smooth_probs(seed: int) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def select_superpixel_queries(dataset, superpixels, exp, r, queries, regions, labels=None, inference=None):
+    """The selection step as the rules call it for a superpixel experiment."""
+    return select_queries(dataset, exp, r, queries, superpixels=superpixels, regions=regions, labels=labels,
+                          inference=inference)
+
+
+def training_points(pool, store, exp, r, sieve_model=None):
+    """The superpixel unit's training targets, as the train step asks for them."""
+    job = Job(pool["dataset"], exp, r, {"superpixels": pool["superpixels"], "previous_model": sieve_model})
+    targets = superpixel_training_targets(store, job)
+    return targets.points, targets.record
+
+
 def run_round(pool, exp, r, previous=None, inference=None):
     d = pool["root"] / f"{id(exp)}_round_{r}"
     d.mkdir(exist_ok=True)
@@ -102,8 +108,9 @@ def run_round(pool, exp, r, previous=None, inference=None):
 
 
 def test_setting_names() -> None:
-    assert superpixel_file_name("camvid", "seeds", 256) == "camvid.superpixels-seeds-256.h5"
-    assert superpixel_file_name("camvid", "oracle", 256) == "camvid.superpixels-oracle.h5"
+    seeds, oracle = {"method": "seeds", "pixels_per_superpixel": 256}, {"method": "oracle", "pixels_per_superpixel": 256}
+    assert superpixel_file_name("camvid", seeds) == "camvid.superpixels-seeds-256.h5"
+    assert superpixel_file_name("camvid", oracle) == "camvid.superpixels-oracle.h5"
     assert parse_superpixel_setting("seeds-64") == ("seeds", 64)
     assert parse_superpixel_setting("oracle") == ("oracle", 0)
     with pytest.raises(ValueError, match="unknown superpixel setting"):
@@ -141,9 +148,9 @@ def test_round_0_random_queries_and_side_file(pool) -> None:
     answer_rows = read_csv(d / "answers.csv")
     assert {r["clicks"] for r in answer_rows} == {"1.0"} and {r["seconds"] for r in answer_rows} == {"2.0"}
     store = load_labels(d / "labels.npz")
-    assert store.clicks == q and store.superpixel_id.size == regions.base_id.size
-    answered = store.superpixel_class >= 0
-    assert store.labelled_pixels == int(store.superpixel_pixels[answered].sum())
+    assert store.clicks == q and store["superpixel_id"].size == regions.base_id.size
+    answered = store["superpixel_class"] >= 0
+    assert store_labelled_pixels(store) == int(store["superpixel_pixels"][answered].sum())
 
 
 def test_rounds_never_ask_a_base_superpixel_twice_and_labels_accumulate(pool) -> None:
@@ -164,8 +171,8 @@ def test_rounds_never_ask_a_base_superpixel_twice_and_labels_accumulate(pool) ->
     scores = [float(r["score"]) for r in rows]
     assert scores == sorted(scores, reverse=True)
     s0, s1 = load_labels(d0 / "labels.npz"), load_labels(d1 / "labels.npz")
-    np.testing.assert_array_equal(s1.superpixel_id[: s0.superpixel_id.size], s0.superpixel_id)  # cumulative
-    assert s1.clicks == s0.clicks + 5 and set(s1.superpixel_round.tolist()) == {0, 1}
+    np.testing.assert_array_equal(s1["superpixel_id"][: s0["superpixel_id"].size], s0["superpixel_id"])  # cumulative
+    assert s1.clicks == s0.clicks + 5 and set(s1["superpixel_round"].tolist()) == {0, 1}
     # a third round asks none of the bases of rounds 0 and 1
     d2, _ = run_round(pool, exp, 2, previous=d1 / "labels.npz", inference=inference)
     r2 = load_regions(d2 / "regions.npz")
@@ -194,11 +201,11 @@ def test_training_points_are_the_pixels_of_answered_regions(pool) -> None:
     exp = experiment()
     d, _ = run_round(pool, exp, 0)
     store = load_labels(d / "labels.npz")
-    points, record = superpixel_training_points(pool["split"], store, pool["superpixels"], exp, 0, 255)
+    points, record = training_points(pool, store, exp, 0)
     maps = pool["maps"]
     label, _ = superpixel_labels(store, maps.num_superpixels)
     expected = label[maps.labels.astype(np.int64) + maps.offsets[:-1, None, None]]
-    assert len(points) == int((expected >= 0).sum()) == store.labelled_pixels
+    assert len(points) == int((expected >= 0).sum()) == store_labelled_pixels(store)
     np.testing.assert_array_equal(points.cls, expected[points.image, points.y, points.x])
     assert record["sieve"] is False and record["sieved_share"] == 0 and record["training_pixels"] == len(points)
     assert 0 <= record["label_noise"] <= 1
@@ -217,17 +224,16 @@ def test_sieving_drops_low_confidence_pixels_with_the_previous_model(pool, tmp_p
     model_path = tmp_path / "model.pt"
     save_model(model_path, build_model(exp["model"], C), exp["model"], C)
     store = load_labels(d1 / "labels.npz")
-    with pytest.raises(ValueError, match="sieving needs round 0's model"):
-        superpixel_training_points(pool["split"], store, pool["superpixels"], exp, 1, 255)
-    points, record = superpixel_training_points(pool["split"], store, pool["superpixels"], exp, 1, 255,
-                                                sieve_model=model_path)
+    with pytest.raises(ValueError, match="needs round 0's model"):
+        training_points(pool, store, exp, 1)
+    points, record = training_points(pool, store, exp, 1, sieve_model=model_path)
     assert record["sieve"] is True and record["sieved_regions"] >= 1
-    assert record["training_pixels"] + record["sieved_out_pixels"] == record["labelled_pixels"] == store.labelled_pixels
+    assert record["training_pixels"] + record["sieved_out_pixels"] == record["labelled_pixels"]
+    assert record["labelled_pixels"] == store_labelled_pixels(store)
     assert len(points) == record["training_pixels"] and 0 < record["sieved_share"] < 1
     json.dumps(record)  # goes to train_log.json
     # round 0 is never sieved
-    _, record0 = superpixel_training_points(pool["split"], load_labels(d0 / "labels.npz"), pool["superpixels"],
-                                            exp, 0, 255, sieve_model=model_path)
+    _, record0 = training_points(pool, load_labels(d0 / "labels.npz"), exp, 0, sieve_model=model_path)
     assert record0["sieve"] is False
     # overlays: the images with most queries, sieved pixels drawn from the same verdict
     out = d1 / "overlays"
@@ -252,7 +258,10 @@ def test_inference_dump_holds_superpixel_statistics(pool, tmp_path) -> None:
     torch.manual_seed(0)
     model = build_model({"name": "small_unet", "width": 4, "dropout": 0.0}, C)
     out = tmp_path / "inference.h5"
-    write_inference(out, model, pool["split"].images, C, batch_size=4, device="cpu", superpixels=pool["maps"])
+    write_inference(out, model, pool["split"].images, C, batch_size=4, device="cpu", groups=("superpixel",),
+                    superpixels=pool["maps"])
+    with h5py.File(out) as h5:  # what the superpixel unit reads, only
+        assert list(h5) == ["superpixel"] and h5.attrs["model"]
     fields = read_superpixel_fields(out)
     maps = pool["maps"]
     assert fields["mean_prob"].shape == (maps.num_superpixels, C)
@@ -264,6 +273,8 @@ def test_inference_dump_holds_superpixel_statistics(pool, tmp_path) -> None:
     write_inference(plain, model, pool["split"].images, C, batch_size=4, device="cpu")
     with pytest.raises(InferenceFileError, match="plain.h5.*no /superpixel"):
         read_superpixel_fields(plain)
+    with pytest.raises(ValueError, match="superpixel group of an inference dump needs the base superpixels"):
+        write_inference(plain, model, pool["split"].images, C, groups=("superpixel",))
 
 
 def test_bad_superpixel_files_are_named(pool, tmp_path) -> None:
@@ -305,15 +316,15 @@ def test_bad_regions_file_is_named(pool, tmp_path) -> None:
 
 
 def test_label_store_superpixel_records() -> None:
-    s0 = add_superpixel_answers(LabelStore(), 0, [4, 5, 9], [0, 0, 1], [2, -1], [10, 20, 30], clicks=2, seconds=4)
-    assert s0.labelled_pixels == 30 and s0.clicks == 2  # query 0 (class 2) covers 4 and 5; query 1 skipped
-    np.testing.assert_array_equal(s0.superpixel_class, [2, 2, -1])
+    s0 = add_superpixel_answers(LabelStore(), 0, [4, 5, 9], [0, 0, 1], [2, -1], [10, 20, 30])
+    assert store_labelled_pixels(s0) == 30  # query 0 (class 2) covers 4 and 5; query 1 skipped
+    np.testing.assert_array_equal(s0["superpixel_class"], [2, 2, -1])
     with pytest.raises(ValueError, match="already asked"):
-        add_superpixel_answers(s0, 1, [9], [0], [1], [5], clicks=1, seconds=1)
+        add_superpixel_answers(s0, 1, [9], [0], [1], [5])
     with pytest.raises(ValueError, match="twice"):
-        add_superpixel_answers(s0, 1, [1, 1], [0, 0], [1], [5, 5], clicks=1, seconds=1)
-    s1 = add_superpixel_answers(s0, 1, [1], [0], [3], [7], clicks=1, seconds=2)
-    assert s1.labelled_pixels == 37 and s1.round_clicks.tolist() == [2, 1] and s0.superpixel_id.size == 3
+        add_superpixel_answers(s0, 1, [1, 1], [0, 0], [1], [5, 5])
+    s1 = add_superpixel_answers(s0, 1, [1], [0], [3], [7])
+    assert store_labelled_pixels(s1) == 37 and s0["superpixel_id"].size == 3
     np.testing.assert_array_equal(asked_superpixels(s1, 10), np.isin(np.arange(10), [1, 4, 5, 9]))
     label, region = superpixel_labels(s1, 10)
     assert label.tolist() == [-1, 3, -1, -1, 2, 2, -1, -1, -1, -1]
@@ -323,20 +334,19 @@ def test_label_store_superpixel_records() -> None:
 
 
 def test_label_store_round_trip_and_old_stores(tmp_path) -> None:
-    store = add_superpixel_answers(LabelStore(), 0, [3], [0], [1], [12], clicks=1, seconds=2)
+    store = record_round_cost(add_superpixel_answers(LabelStore(), 0, [3], [0], [1], [12]), 0, "estimated", clicks=1)
     save_labels(tmp_path / "labels.npz", store)
     back = load_labels(tmp_path / "labels.npz")
-    assert back.labelled_pixels == 12 and back.superpixel_query.tolist() == [0]
+    assert store_labelled_pixels(back) == 12 and back["superpixel_query"].tolist() == [0] and back.clicks == 1
     # a store written before the superpixel arrays existed reads as having none
     with np.load(tmp_path / "labels.npz") as data:
         old = {k: data[k] for k in data.files if not k.startswith("superpixel_")}
     np.savez(tmp_path / "old.npz", **old)
-    assert load_labels(tmp_path / "old.npz").superpixel_id.size == 0
+    assert load_labels(tmp_path / "old.npz")["superpixel_id"].size == 0
 
 
 def test_labelled_pixels_of_some_images(pool) -> None:
-    store = add_superpixel_answers(LabelStore(), 0, [0, int(pool["maps"].offsets[2])], [0, 1], [1, 2], [1, 1],
-                                   clicks=2, seconds=2)
+    store = add_superpixel_answers(LabelStore(), 0, [0, int(pool["maps"].offsets[2])], [0, 1], [1, 2], [1, 1])
     maps = read_superpixels(pool["superpixels"], images=np.array([2, 3]))
     pixels = labelled_pixels(store, maps)
     assert set(pixels.image.tolist()) == {2} and set(pixels.cls.tolist()) == {2}

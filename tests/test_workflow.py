@@ -17,6 +17,7 @@ import pytest
 from conftest import CAMVID, REPO, needs_camvid
 
 from alseg.labels import load_labels
+from alseg.units import labelled_pixels
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -88,8 +89,8 @@ def test_round_files_follow_the_contract(resumed):
         answers = list(csv.DictReader(f))
     assert list(answers[0])[:6] == ["query_id", "answer", "source", "annotator", "seconds", "clicks"]
     store = load_labels(rdir / "labels.npz")
-    assert store.asked_image.size == 2 * 8 * 5  # cumulative over rounds 0 and 1
-    assert metrics["labelled_pixels"] == store.labelled_pixels
+    assert store["asked_image"].size == 2 * 8 * 5  # cumulative over rounds 0 and 1
+    assert metrics["labelled_pixels"] == labelled_pixels(store)
     assert metrics["clicks"] == 80 and metrics["seconds"] == pytest.approx(80 * 1.42)
     with h5py.File(rdir / "inference.h5") as h5:
         assert h5["pixel/top1"].shape == (8, 32, 32) and h5["pixel/top1"].dtype == np.float16

@@ -19,7 +19,8 @@ from conftest import REPO
 
 from alseg.data import dataset_info, load_split
 from alseg.labels import load_labels
-from alseg.oracle_binary import class_presence_from_masks
+from alseg.units import labelled_pixels
+from alseg.units.binary import class_presence_from_masks
 
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 BINARY = REPO / "tests" / "configs" / "tiny_binary.yaml"
@@ -55,14 +56,14 @@ def test_binary_rounds_follow_the_config(run):
         folder = workdir / "results" / name
         store0 = load_labels(folder / "round_0" / "labels.npz")
         known = np.zeros((n, c), dtype=bool)
-        known[store0.pixel_image, store0.pixel_class] = True
+        known[store0["pixel_image"], store0["pixel_class"]] = True
         if exp["initial"]["kind"] == "dense":
-            dense = np.unique(store0.pixel_image)
+            dense = store0["dense_image"]
             assert dense.size == exp["initial"]["images"]
             known[dense] = True
             assert store0.seconds == exp["initial"]["images"] * 468.0
         else:
-            assert store0.labelled_pixels == n * exp["initial"]["per_image"]
+            assert labelled_pixels(store0) == n * exp["initial"]["per_image"]
         asked: set[tuple[int, int]] = set()
         previous = store0
         for r in (1, 2):
@@ -81,12 +82,12 @@ def test_binary_rounds_follow_the_config(run):
             assert [a["answer"] for a in answers] == ["yes" if truth[i, j] else "no" for i, j in pairs]
             store = load_labels(folder / f"round_{r}" / "labels.npz")
             # cumulative: the previous round's store, then this round's answers
-            k = previous.binary_image.size
-            assert store.binary_image.size == k + len(pairs)
-            np.testing.assert_array_equal(store.binary_image[:k], previous.binary_image)
-            assert set(zip(store.binary_image[k:].tolist(), store.binary_class[k:].tolist())) == set(pairs)
-            assert (store.binary_round[k:] == r).all()
-            assert store.labelled_pixels == store0.labelled_pixels
+            k = previous["binary_image"].size
+            assert store["binary_image"].size == k + len(pairs)
+            np.testing.assert_array_equal(store["binary_image"][:k], previous["binary_image"])
+            assert set(zip(store["binary_image"][k:].tolist(), store["binary_class"][k:].tolist())) == set(pairs)
+            assert (store["binary_round"][k:] == r).all()
+            assert labelled_pixels(store) == labelled_pixels(store0)
             metrics = json.loads((folder / f"round_{r}" / "metrics.json").read_text())
             assert metrics["unit"] == "binary" and metrics["strategy"] == exp["strategy"]
             assert metrics["seconds"] == pytest.approx(store0.seconds + 3.0 * exp["budget"] * r)

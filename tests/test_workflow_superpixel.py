@@ -19,7 +19,8 @@ import pytest
 from conftest import REPO
 
 from alseg.labels import load_labels
-from alseg.steps_superpixel import load_regions
+from alseg.units import labelled_pixels
+from alseg.units.superpixel.files import load_regions
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CONFIGS = [REPO / "tests" / "configs" / "tiny.yaml", REPO / "tests" / "configs" / "tiny_superpixel.yaml"]
@@ -91,15 +92,15 @@ def test_no_base_superpixel_is_asked_twice_and_labels_accumulate(run) -> None:
     stores = [load_labels(root / f"round_{r}" / "labels.npz") for r in range(3)]
     for r in (1, 2):
         previous, current = stores[r - 1], stores[r]
-        n = previous.superpixel_id.size
-        np.testing.assert_array_equal(current.superpixel_id[:n], previous.superpixel_id)
-        np.testing.assert_array_equal(np.sort(current.superpixel_id[n:]), np.sort(bases[r]))
-        assert current.labelled_pixels > previous.labelled_pixels
+        n = previous["superpixel_id"].size
+        np.testing.assert_array_equal(current["superpixel_id"][:n], previous["superpixel_id"])
+        np.testing.assert_array_equal(np.sort(current["superpixel_id"][n:]), np.sort(bases[r]))
+        assert labelled_pixels(current) > labelled_pixels(previous)
     clicks = [len(rows(root / f"round_{r}" / "queries.csv")) for r in range(3)]
     for r in range(3):
         metrics = json.loads((root / f"round_{r}" / "metrics.json").read_text())
         assert metrics["unit"] == "superpixel"
-        assert metrics["labelled_pixels"] == stores[r].labelled_pixels
+        assert metrics["labelled_pixels"] == labelled_pixels(stores[r])
         assert metrics["clicks"] == sum(clicks[: r + 1])
 
 
@@ -122,7 +123,7 @@ def test_extension_runs_only_the_new_round_and_shares_the_superpixels(run) -> No
     workdir, mtimes, extended = run
     text = extended.stdout + extended.stderr
     assert "rule superpixels:" not in text and "rule prepare_dataset:" not in text
-    assert "select_superpixel_queries" in text
+    assert "select_queries_with_regions" in text
     for path, mtime in mtimes.items():
         assert Path(path).stat().st_mtime == mtime, f"{path} was rewritten"
     done = snakemake(workdir, 2, "-n")

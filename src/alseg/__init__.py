@@ -1,3 +1,3 @@
 """alseg: active learning for semantic segmentation as a Snakemake workflow."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -51,53 +51,10 @@ ABSENT_LOGIT = -1.0e4
 DEFAULT_LSE_R = 5.0
 
 
-def answer_matrix(
-    num_images: int,
-    num_classes: int,
-    binary_image: np.ndarray,
-    binary_class: np.ndarray,
-    binary_present: np.ndarray,
-) -> np.ndarray:
-    """The answers of the label store as an int8 (N, C) matrix: +1 "yes", -1 "no", 0 not asked.
-
-    Parameters
-    ----------
-    num_images, num_classes : int
-    binary_image : ndarray of int, shape (Q,)
-    binary_class : ndarray of int, shape (Q,)
-    binary_present : ndarray of bool, shape (Q,)
-        ``labels.binary_image``, ``binary_class``, ``binary_present``.
-
-    Raises
-    ------
-    ValueError
-        Mismatched lengths, indices outside the pool or classes, or one pair answered both ways.
-    """
-    image = np.asarray(binary_image, dtype=np.int64)
-    cls = np.asarray(binary_class, dtype=np.int64)
-    present = np.asarray(binary_present, dtype=bool)
-    if not image.shape == cls.shape == present.shape:
-        raise ValueError(f"binary answers have mismatched lengths {image.shape}, {cls.shape}, {present.shape}")
-    if image.size and (image.min() < 0 or image.max() >= num_images):
-        raise ValueError(f"binary answers name images outside [0, {num_images})")
-    if cls.size and (cls.min() < 0 or cls.max() >= num_classes):
-        raise ValueError(f"binary answers name classes outside [0, {num_classes})")
-    matrix = np.zeros((num_images, num_classes), dtype=np.int8)
-    yes = np.zeros_like(matrix, dtype=bool)
-    no = np.zeros_like(yes)
-    yes[image[present], cls[present]] = True
-    no[image[~present], cls[~present]] = True
-    if (yes & no).any():
-        i, c = np.argwhere(yes & no)[0]
-        raise ValueError(f"image {i}, class {c} is answered both 'yes' and 'no'")
-    matrix[yes] = 1
-    matrix[no] = -1
-    return matrix
-
-
 def batch_answers(matrix: np.ndarray, batch_images: np.ndarray,
                   device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(absent, present)`` bool tensors (B, C) for the pool images of a batch, from :func:`answer_matrix`."""
+    """``(absent, present)`` bool tensors (B, C) for the pool images of a batch, from the (N, C) answer matrix
+    (:func:`alseg.units.binary.answer_matrix`)."""
     rows = torch.from_numpy(np.asarray(matrix)[np.asarray(batch_images, dtype=np.int64)])
     return (rows < 0).to(device), (rows > 0).to(device)
 

@@ -46,10 +46,19 @@ DEFAULT_PORT = 8765
 
 
 def _region_source(args: argparse.Namespace) -> RegionSource | None:
-    """The region source of ``--regions`` (None without it)."""
+    """The region source of ``--regions`` for the queries' units (None without it): a base superpixel
+    file shows each query's merged region when the round's side file is beside ``queries.csv``."""
     from alseg.annotate.regions import regions_from_file
+    from alseg.queries import read_queries
+    from alseg.units import unit_of_row
 
-    return regions_from_file(args.regions, args.regions_key) if args.regions else None
+    if not args.regions:
+        return None
+    for name in dict.fromkeys(read_queries(args.queries)["unit"].tolist()):
+        source = unit_of_row(name).region_source(args.queries, args.regions, args.regions_key)
+        if source is not None:
+            return source
+    return regions_from_file(args.regions, args.regions_key)
 
 
 def _default_annotator() -> str:

@@ -17,6 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from alseg.units import UNITS
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 #: PixelPick's CamVid training augmentation. The single source: ``alseg.augment`` imports it.
@@ -64,14 +66,6 @@ SUPERPIXEL_DEFAULTS: dict[str, Any] = {
     "sieve_points": 20,
     "class_share": "region",
     "overlays": 4,
-}
-
-#: The strategies each query unit accepts (the schema lists their union).
-UNIT_STRATEGIES: dict[str, tuple[str, ...]] = {
-    "pixel": ("random", "least_confidence", "margin", "entropy"),
-    "superpixel": ("random", "uncertainty", "class_balanced"),
-    "binary": ("lp", "greedy", "milp", "rr", "ee"),
-    "full": ("dense",),
 }
 
 #: Binary experiments (``unit: binary``; docs/binary_queries.md): the paper's C_max, alpha and lambda;
@@ -188,20 +182,16 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
     groups: dict[str, list[str]] = {}
     for entry_name, entry in config["experiments"].items():
         for name, merged in expand_seeds(entry_name, deep_merge(defaults, entry or {})):
-            if merged.get("unit") == "full":  # the 100% reference: every pool image's mask, round 0 only
-                merged["strategy"] = (entry or {}).get("strategy", "dense")
-                merged["initial"] = {"kind": "dense", "images": None, "per_image": None}
-                merged["last_round"] = 0
+            unit = UNITS.get(str(merged.get("unit")))
+            if unit is not None:
+                unit.complete(merged, entry or {})
             if merged.get("initial_budget") is None:
                 merged["initial_budget"] = merged.get("budget")
             errors += _schema_errors(merged, experiment_schema, f"experiments/{name}")
-            allowed = UNIT_STRATEGIES.get(str(merged.get("unit")))
-            if allowed is not None and merged.get("strategy") not in allowed:
+            if unit is not None and merged.get("strategy") not in unit.strategies:
                 errors.append(f"experiments/{name}/strategy: {merged.get('strategy')!r} is not a strategy of unit "
-                              f"{merged.get('unit')!r} (one of {', '.join(allowed)})")
-            if merged.get("unit") == "full" and (merged.get("oracle") or {}).get("kind") == "human":
-                errors.append(f"experiments/{name}/oracle: a fully supervised experiment (unit: full) is "
-                              "answered from the ground-truth masks; use oracle kind simulated")
+                              f"{unit.name!r} (one of {', '.join(unit.strategies)})")
+            errors += [f"experiments/{name}/{problem}" for problem in (unit.config_problems(merged) if unit else [])]
             if merged.get("dataset") not in config["datasets"]:
                 errors.append(
                     f"experiments/{name}/dataset: {merged.get('dataset')!r} is not one of the configured "
@@ -233,29 +223,25 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
     }
 
 
-#: Superpixel settings that act from round 1 on (merging, sieving, class share, overlays): round 0's
-#: training does not read them
-_LATER_SUPERPIXEL_SETTINGS = ("merge", "eps", "merge_fraction", "sieve", "sieve_min_size", "sieve_points",
-                              "class_share", "overlays")
-
-
 def round0_twins(experiments: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """Experiments whose round-0 model may be an earlier experiment's: name -> that experiment's name.
 
     Round 0 asks random queries whatever the strategy, so experiments that differ only in what they do
     from round 1 on train the same round-0 model. Each maps to the first experiment (in config order)
-    with the same dataset, seed, round-0 queries and oracle, model and training; the train step then
-    checks that the training inputs are identical (:func:`alseg.steps.training_digest`) and trains
+    with the same dataset, seed, round-0 queries (the unit's
+    :meth:`~alseg.units.base.QueryUnit.round0_key`) and oracle, model and training; the train step then
+    checks that the training inputs are identical (:func:`alseg.model_job.training_digest`) and trains
     itself when they are not. Experiments answered by people (whose round-0 answers are their own) and
-    fully supervised ones neither share nor are shared.
+    units that never share (the fully supervised ``full``) neither share nor are shared.
     """
     first: dict[str, str] = {}
     twins: dict[str, str] = {}
     for name, e in experiments.items():
-        if e.get("unit") == "full" or (e.get("oracle") or {}).get("kind") == "human":
+        queries = UNITS[e["unit"]].round0_key(e)
+        if queries is None or (e.get("oracle") or {}).get("kind") == "human":
             continue
         key = repr([
-            e.get("dataset"), e.get("seed"), _round0_queries(e), (e.get("acquisition") or {}).get("query_void"),
+            e.get("dataset"), e.get("seed"), queries, (e.get("acquisition") or {}).get("query_void"),
             e.get("oracle"), e.get("model"), {k: v for k, v in (e.get("training") or {}).items() if k != "warm_start"},
         ])
         if key in first:
@@ -263,18 +249,6 @@ def round0_twins(experiments: Mapping[str, Mapping[str, Any]]) -> dict[str, str]
         else:
             first[key] = name
     return twins
-
-
-def _round0_queries(experiment: Mapping[str, Any]) -> list[Any]:
-    """What decides round 0's random queries; a binary experiment starting from random pixels asks
-    exactly a pixel experiment's round 0."""
-    unit, initial = experiment.get("unit"), experiment.get("initial") or {}
-    if unit == "binary":
-        return ["pixel", initial.get("per_image")] if initial.get("kind") == "pixels" else ["dense", initial]
-    if unit == "superpixel":
-        base = {k: v for k, v in (experiment.get("superpixel") or {}).items() if k not in _LATER_SUPERPIXEL_SETTINGS}
-        return ["superpixel", experiment.get("initial_budget"), base]
-    return [unit, experiment.get("initial_budget")]
 
 
 def references_of(experiments: Mapping[str, Mapping[str, Any]], reference: str | None) -> dict[str, str | None]:

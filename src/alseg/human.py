@@ -36,15 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from alseg.queries import (
-    ANSWER_COLUMNS,
-    AnswerFileError,
-    answer_problems,
-    format_problems,
-    read_queries,
-    read_rows,
-    write_table,
-)
+from alseg.answers import answer_problems, format_problems
+from alseg.queries import ANSWER_COLUMNS, AnswerFileError, read_queries, read_rows, rows_table, write_table
 
 PathLike = str | os.PathLike[str]
 
@@ -178,12 +171,8 @@ def accept_human_answers(
         raise AnswerFileError(format_problems(human, problems))
     by_id = {row["query_id"].strip(): row for row in rows}
     ordered = [by_id[qid] for qid in table["query_id"]]
-    write_table(
-        out,
-        {column: np.array([(row.get(column) or "").strip() for row in ordered], dtype=object)
-         for column in ANSWER_COLUMNS},
-        ANSWER_COLUMNS,
-    )
+    cells = [{column: (row.get(column) or "").strip() for column in ANSWER_COLUMNS} for row in ordered]
+    write_table(out, rows_table(cells), ANSWER_COLUMNS)
     _record_acceptance(queries, human, pool)
     measured = sum(1 for row in ordered if row["seconds"].strip())
     annotators = sorted({row["annotator"].strip() for row in ordered})
@@ -199,7 +188,7 @@ def accept_human_answers(
 def human_answer_problems(
     rows: Sequence[Mapping[str, str]], queries: Mapping[str, np.ndarray], classes: Sequence[str]
 ) -> list[str]:
-    """:func:`~alseg.queries.answer_problems`, and every row whose ``source`` is not ``human``."""
+    """:func:`~alseg.answers.answer_problems`, and every row whose ``source`` is not ``human``."""
     problems = answer_problems(rows, queries, classes)
     for line, row in enumerate(rows, start=2):
         if (row.get("source") or "") == "oracle":
@@ -220,6 +209,8 @@ def _pool_identity(dataset: PathLike, table: Mapping[str, np.ndarray], queries: 
             classes = json.loads(h5.attrs["classes"])
     except (OSError, KeyError, ValueError) as err:
         raise DatasetError(f"{dataset}: cannot read the pool ({err})") from err
+    from alseg.units import unit_of_row
+
     problems = []
     for index, (qid, image, unit) in enumerate(zip(table["query_id"], table["image_index"], table["unit"])):
         at = f"line {index + 2} ({qid})"
@@ -227,8 +218,11 @@ def _pool_identity(dataset: PathLike, table: Mapping[str, np.ndarray], queries: 
             problems.append(f"{at}: image_index {image} is not in the pool (0..{len(stems) - 1})")
         elif stems[image] != table["image"][index]:
             problems.append(f"{at}: pool image {image} is {stems[image]!r}, not {table['image'][index]!r}")
-        elif unit == "pixel" and not (0 <= table["y"][index] < height and 0 <= table["x"][index] < width):
-            problems.append(f"{at}: pixel ({table['y'][index]}, {table['x'][index]}) is outside {height}x{width}")
+        else:
+            row = {name: column[index] for name, column in table.items()}
+            problem = unit_of_row(unit).query_problem(row, height, width, len(classes))
+            if problem:
+                problems.append(f"{at}: {problem}")
     if problems:
         raise HumanAnswersError(
             f"{queries} does not fit the pool of {dataset} (was the dataset prepared again with other "

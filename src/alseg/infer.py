@@ -9,9 +9,8 @@ Images are streamed batch by batch: the (N, C, H, W) probabilities are never hel
 from __future__ import annotations
 
 import os
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import h5py
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from alseg import joblog
 from alseg.atomic import atomic_path
 from alseg.augment import normalise_images
 from alseg.h5attrs import _attr_value
@@ -70,8 +70,9 @@ def probability_fields(probs: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-def _log_to_stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+#: The groups a dump may hold (docs/architecture.md): per-pixel fields, per-image fields, per-superpixel
+#: statistics
+DUMP_GROUPS = ("pixel", "image", "superpixel")
 
 
 def write_inference(
@@ -86,6 +87,7 @@ def write_inference(
     seed: int = 0,
     compression: str = DEFAULT_COMPRESSION,
     log: Callable[[str], None] | None = None,
+    groups: Collection[str] = ("pixel", "image"),
     superpixels: SuperpixelMaps | None = None,
 ) -> None:
     """Run ``model`` over ``images`` and write the inference dump atomically.
@@ -114,27 +116,21 @@ def write_inference(
     compression : str
         Per-pixel dataset compression (:func:`compression_options`).
     log : callable, optional
-        Progress lines (default: stderr), about every 10 s and at the end.
+        Progress lines (default: :func:`alseg.joblog.log`), about every 10 s and at the end.
+    groups : collection of str
+        The groups to write, of :data:`DUMP_GROUPS` (what the experiment's query unit reads).
     superpixels : SuperpixelMaps, optional
-        Base superpixels of all ``images`` (:func:`alseg.superpixels.read_superpixels`): the dump then
-        also holds the ``/superpixel`` statistics of every base superpixel
-        (:func:`alseg.acquire.superpixel.superpixel_stats_from_probs`, one pass per batch).
+        Base superpixels of all ``images`` (:func:`alseg.superpixels.read_superpixels`), needed by the
+        ``superpixel`` group: the statistics of every base superpixel
+        (:func:`alseg.acquire.superpixel_stats.superpixel_stats_from_probs`, one pass per batch).
     """
-    log = log or _log_to_stderr
-    num_images = len(images)
-    if num_images and (len(images.shape) != 4 or images.shape[3] != 3):
-        raise ValueError(f"images must be (N, H, W, 3), got shape {images.shape}")
-    if mc_passes < 0:
-        raise ValueError(f"mc_passes must be >= 0, got {mc_passes}")
-    height, width = (int(images.shape[1]), int(images.shape[2])) if num_images else (0, 0)
+    num_images, height, width = _checked_request(images, mc_passes, groups, superpixels)
+    log = log or joblog.log
     device = next(model.parameters()).device if device is None else resolve_device(device)
     model.to(device)
-    use_amp = device.type == "cuda"
     was_training = model.training
     checksum = model_checksum(model)
-    passes = max(1, mc_passes)
-    started = last_report = time.perf_counter()
-
+    progress = _Progress(num_images, log)
     try:
         if mc_passes > 0:
             enable_mc_dropout(model)
@@ -144,52 +140,97 @@ def write_inference(
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5, torch.inference_mode(), \
                 torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)  # inside fork_rng: the caller's RNG state is left as it was
-            writer = InferenceWriter(h5, num_images, height, width, num_classes, compression)
-            if superpixels is not None:
-                from alseg.acquire.superpixel_stats import superpixel_stats_from_probs
-
-                _check_superpixel_maps(superpixels, num_images, height, width)
-                create_superpixel_group(h5, superpixels.num_superpixels, num_classes,
-                                        {"method": superpixels.attrs.get("method", ""),
-                                         "pixels_per_superpixel": superpixels.attrs.get("pixels_per_superpixel")})
+            writer = InferenceWriter(h5, num_images, height, width, num_classes, compression, groups)
+            statistics = _SuperpixelStatistics(h5, superpixels, num_images, height, width, num_classes) \
+                if "superpixel" in groups else None
             for start in range(0, num_images, batch_size):
-                x = torch.from_numpy(normalise_images(np.asarray(images[start : start + batch_size]))).to(device)
-                probs = torch.zeros((len(x), num_classes, height, width), dtype=torch.float32, device=device)
-                features: torch.Tensor | None = None
-                for _ in range(passes):
-                    with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                        logits, pooled = forward_with_features(model, x)
-                    if logits.shape[1] != num_classes:
-                        raise ValueError(f"model outputs {logits.shape[1]} classes, expected {num_classes}")
-                    probs += torch.softmax(logits.float(), dim=1)
-                    features = pooled.float() if features is None else features + pooled.float()
-                probs /= passes
-                assert features is not None
+                batch = np.asarray(images[start : start + batch_size])
+                probs, features = _mean_probabilities(model, batch, num_classes, mc_passes, device)
                 fields = {k: v.cpu().numpy() for k, v in probability_fields(probs).items()}
-                fields["features"] = (features / passes).cpu().numpy()
+                fields["features"] = features.cpu().numpy()
                 writer.write(start, fields)
-                if superpixels is not None:
-                    stop = start + len(x)
-                    stats, mean_prob = superpixel_stats_from_probs(
-                        probs.cpu().numpy(), superpixels.labels[start:stop], superpixels.counts[start:stop],
-                        fields["top1"], fields["top2"], fields["pred"])
-                    write_superpixel_rows(h5, int(superpixels.offsets[start]), {
-                        "pixel_count": stats.pixel_count, "uncertainty_sum": stats.uncertainty_sum,
-                        "pred_counts": stats.pred_counts, "mean_prob": mean_prob})
-                now = time.perf_counter()
-                done = min(start + batch_size, num_images)
-                if now - last_report > 10 or done == num_images:
-                    last_report = now
-                    log(f"infer: {done}/{num_images} images, {done / max(now - started, 1e-9):.1f} img/s")
-            h5.attrs["model"] = checksum
-            h5.attrs["mc_passes"] = int(mc_passes)
-            h5.attrs["seed"] = int(seed)
-            h5.attrs["num_classes"] = int(num_classes)
-            h5.attrs["compression"] = compression
-            for key, value in (attrs or {}).items():
+                if statistics is not None:
+                    statistics.add(start, probs, fields)
+                progress.done(min(start + batch_size, num_images))
+            for key, value in {"model": checksum, "mc_passes": int(mc_passes), "seed": int(seed),
+                               "num_classes": int(num_classes), "compression": compression,
+                               **(attrs or {})}.items():
                 h5.attrs[key] = _attr_value(value)
     finally:
         model.train(was_training)
+
+
+def _checked_request(images: np.ndarray, mc_passes: int, groups: Collection[str],
+                     superpixels: SuperpixelMaps | None) -> tuple[int, int, int]:
+    """(N, H, W) of the pool, after checking what :func:`write_inference` was asked for."""
+    num_images = len(images)
+    if num_images and (len(images.shape) != 4 or images.shape[3] != 3):
+        raise ValueError(f"images must be (N, H, W, 3), got shape {images.shape}")
+    if mc_passes < 0:
+        raise ValueError(f"mc_passes must be >= 0, got {mc_passes}")
+    unknown = sorted(set(groups) - set(DUMP_GROUPS))
+    if unknown:
+        raise ValueError(f"unknown inference dump groups {unknown}; known: {DUMP_GROUPS}")
+    if "superpixel" in groups and superpixels is None:
+        raise ValueError("the superpixel group of an inference dump needs the base superpixels")
+    return (num_images, int(images.shape[1]), int(images.shape[2])) if num_images else (0, 0, 0)
+
+
+def _mean_probabilities(model: nn.Module, batch: np.ndarray, num_classes: int, mc_passes: int,
+                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities (b, C, H, W) and pooled features (b, F) of a batch, averaged over
+    ``max(1, mc_passes)`` passes."""
+    x = torch.from_numpy(normalise_images(batch)).to(device)
+    passes = max(1, mc_passes)
+    probs = torch.zeros((len(x), num_classes, *x.shape[2:]), dtype=torch.float32, device=device)
+    features: torch.Tensor | None = None
+    for _ in range(passes):
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            logits, pooled = forward_with_features(model, x)
+        if logits.shape[1] != num_classes:
+            raise ValueError(f"model outputs {logits.shape[1]} classes, expected {num_classes}")
+        probs += torch.softmax(logits.float(), dim=1)
+        features = pooled.float() if features is None else features + pooled.float()
+    probs /= passes
+    assert features is not None
+    return probs, features / passes
+
+
+class _SuperpixelStatistics:
+    """The ``/superpixel`` group of a dump, filled batch by batch."""
+
+    def __init__(self, h5: h5py.File, maps: SuperpixelMaps, num_images: int, height: int, width: int,
+                 num_classes: int) -> None:
+        _check_superpixel_maps(maps, num_images, height, width)
+        self.h5, self.maps = h5, maps
+        create_superpixel_group(h5, maps.num_superpixels, num_classes,
+                                {"method": maps.attrs.get("method", ""),
+                                 "pixels_per_superpixel": maps.attrs.get("pixels_per_superpixel")})
+
+    def add(self, start: int, probs: torch.Tensor, fields: dict[str, np.ndarray]) -> None:
+        from alseg.acquire.superpixel_stats import superpixel_stats_from_probs
+
+        stop = start + len(probs)
+        stats, mean_prob = superpixel_stats_from_probs(
+            probs.cpu().numpy(), self.maps.labels[start:stop], self.maps.counts[start:stop],
+            fields["top1"], fields["top2"], fields["pred"])
+        write_superpixel_rows(self.h5, int(self.maps.offsets[start]), {
+            "pixel_count": stats.pixel_count, "uncertainty_sum": stats.uncertainty_sum,
+            "pred_counts": stats.pred_counts, "mean_prob": mean_prob})
+
+
+class _Progress:
+    """A progress line about every 10 s and at the end."""
+
+    def __init__(self, total: int, log: Callable[[str], None]) -> None:
+        self.total, self.log = total, log
+        self.started = self.last = time.perf_counter()
+
+    def done(self, count: int) -> None:
+        now = time.perf_counter()
+        if now - self.last > 10 or count == self.total:
+            self.last = now
+            self.log(f"infer: {count}/{self.total} images, {count / max(now - self.started, 1e-9):.1f} img/s")
 
 
 def _check_superpixel_maps(maps: SuperpixelMaps, num_images: int, height: int, width: int) -> None:

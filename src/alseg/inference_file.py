@@ -3,13 +3,14 @@
 Torch-free, so that acquisition steps can read a dump without importing torch; ``alseg.infer`` runs the
 model and writes through :class:`InferenceWriter`.
 
-Layout (docs/architecture.md, "Inference dump"):
+Layout (docs/architecture.md, "Inference dump"); a dump holds the groups that its experiment's query unit
+reads (:attr:`alseg.units.base.QueryUnit.dump_groups`):
 
 - ``/pixel/top1``, ``/pixel/top2``, ``/pixel/entropy``: float16 (N, H, W); ``/pixel/pred``: uint8 (N, H, W);
   chunked one image per chunk and compressed (:data:`DEFAULT_COMPRESSION`).
 - ``/image/class_presence`` float32 (N, C), ``/image/pred_pixels`` int64 (N, C), ``/image/features``
   float32 (N, F).
-- superpixel experiments only: ``/superpixel/pixel_count`` int64 (S,), ``uncertainty_sum`` float64 (S,),
+- ``/superpixel/pixel_count`` int64 (S,), ``uncertainty_sum`` float64 (S,),
   ``pred_counts`` int32 (S, C), ``mean_prob`` float32 (S, C), per base superpixel (:data:`SUPERPIXEL_FIELDS`).
 - attrs: ``model`` (checksum), ``mc_passes``, ``seed``, ``num_classes``, plus the caller's (``round``,
   ``classes``, ...); lists and dicts are stored as JSON strings (:mod:`alseg.h5attrs`) and decoded by
@@ -19,6 +20,7 @@ Layout (docs/architecture.md, "Inference dump"):
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +84,7 @@ def compression_options(spec: str) -> dict[str, Any]:
 
 
 class InferenceWriter:
-    """Creates the datasets of a dump in an open HDF5 file and writes batches into them.
+    """Creates the datasets of a dump's ``pixel`` and ``image`` groups in an open HDF5 file and writes batches.
 
     Parameters
     ----------
@@ -91,21 +93,26 @@ class InferenceWriter:
     num_images, height, width, num_classes : int
     compression : str
         See :func:`compression_options`; applies to the per-pixel datasets.
+    groups : collection of str
+        Which of ``pixel`` and ``image`` to write; fields of other groups given to :meth:`write` are
+        left out.
     """
 
     def __init__(self, h5: h5py.File, num_images: int, height: int, width: int, num_classes: int,
-                 compression: str = DEFAULT_COMPRESSION) -> None:
+                 compression: str = DEFAULT_COMPRESSION, groups: Collection[str] = ("pixel", "image")) -> None:
         self.h5 = h5
         self.num_images = num_images
+        self.fields = {name for name in FIELD_PATHS if FIELD_PATHS[name].split("/")[0] in groups}
         options = compression_options(compression)
-        for name in PIXEL_FIELDS:
+        for name in PIXEL_FIELDS if "pixel" in groups else ():
             h5.create_dataset(FIELD_PATHS[name], shape=(num_images, height, width), dtype=FIELD_DTYPES[name],
                               chunks=(1, height, width) if num_images else None, **options)
-        for name in ("class_presence", "pred_pixels"):
+        for name in ("class_presence", "pred_pixels") if "image" in groups else ():
             h5.create_dataset(FIELD_PATHS[name], shape=(num_images, num_classes), dtype=FIELD_DTYPES[name])
 
     def write(self, start: int, fields: dict[str, np.ndarray]) -> None:
         """Write the fields of images ``start .. start + b`` (each array's first axis is b)."""
+        fields = {name: values for name, values in fields.items() if name in self.fields}
         if "features" in fields and FIELD_PATHS["features"] not in self.h5:
             # F is known only once the model has run
             feature_dim = fields["features"].shape[1]

@@ -451,7 +451,7 @@ def train_model(
         State dict to start from (warm start, e.g. the previous round's model); default: fresh
         random initialisation.
     answers : ndarray of int8, shape (N, C), or None
-        Binary answers (:func:`alseg.binary_loss.answer_matrix`: +1 "class present", -1 "absent", 0 not
+        Binary answers (:func:`alseg.units.binary.answer_matrix`: +1 "class present", -1 "absent", 0 not
         asked). Images with answers but no point join each batch, up to ``batch_size`` of them (module
         docstring). Per batch: the point loss on :func:`alseg.binary_loss.mask_absent_logits`, plus
         :func:`alseg.binary_loss.binary_answer_loss` over the pixels that show the image, its "yes"

@@ -39,22 +39,16 @@ from PIL import Image
 
 from alseg.annotate.pool import PoolImages
 from alseg.annotate.progress import write_answers_csv
-from alseg.annotate.regions import RegionSource, outline_polygons, region_mask
+from alseg.annotate.regions import RegionSource
+from alseg.answers import answer_problems, format_problems
 from alseg.atomic import atomic_path, write_json_atomic, write_text_atomic
-from alseg.queries import (
-    SKIP,
-    AnswerFileError,
-    answer_problems,
-    format_problems,
-    read_queries,
-)
+from alseg.queries import SKIP, AnswerFileError, read_queries
+from alseg.units import ROW_UNITS, QueryUnit, unit_of_row
 
 #: The label of a point or region that is not answered yet.
 UNANSWERED = "?"
 IMAGE_NAME = "image"
-CONTROL_OF_UNIT = {"pixel": "pixel", "superpixel": "region", "binary": "answer"}
 RESULT_TYPES = ("keypointlabels", "polygonlabels", "choices")
-_POINT_WIDTH = 0.6  # keypoint size, percent of the image width
 
 
 @dataclass(frozen=True)
@@ -68,38 +62,34 @@ class Export:
     image_count: int
 
 
-def question(unit: str, class_name: str = "") -> str:
-    """The instruction shown above a task's image."""
-    if unit == "pixel":
-        return "Label the point with the class of the pixel under it (or skip)."
-    if unit == "superpixel":
-        return "Label the outlined region with its main class (or skip)."
-    return f"Is there any {class_name} in this image? (yes / no / skip)"
-
-
-def labelling_config(classes: Sequence[str], units: set[str]) -> str:
-    """The Label Studio labelling config (XML) for tasks of ``units`` over ``classes``."""
+def label_lines(classes: Sequence[str]) -> list[str]:
+    """The ``<Label>`` lines of a labels control: the unanswered mark, ``skip``, then the classes."""
     reserved = {UNANSWERED, SKIP}
     clash = reserved.intersection(classes)
     if clash:
         raise ValueError(f"class names {sorted(clash)} clash with the labels Label Studio tasks reserve")
-    labels = [f'    <Label value="{UNANSWERED}" background="#ff2d2d"/>', '    <Label value="skip" background="#888888"/>']
-    labels += [f"    <Label value={quoteattr(name)}/>" for name in classes]
+    return [f'    <Label value="{UNANSWERED}" background="#ff2d2d"/>', '    <Label value="skip" background="#888888"/>',
+            *(f"    <Label value={quoteattr(name)}/>" for name in classes)]
+
+
+def result_item(item_id: str, control: str, kind: str, shape: tuple[int, int], value: dict[str, Any]
+                ) -> dict[str, Any]:
+    """One item of a task's ``predictions[].result`` on the task's image (``kind``: its result type)."""
+    height, width = shape
+    return {"id": item_id, "from_name": control, "type": kind, "to_name": IMAGE_NAME, "original_width": width,
+            "original_height": height, "image_rotation": 0, "value": value}
+
+
+def labelling_config(classes: Sequence[str], units: set[str]) -> str:
+    """The Label Studio labelling config (XML) for tasks of the row ``units`` over ``classes``."""
     lines = [
         "<View>",
         '  <Header value="$question"/>',
         f'  <Image name="{IMAGE_NAME}" value="$image" zoom="true" zoomControl="true"/>',
     ]
-    if "pixel" in units:
-        lines += [f'  <KeyPointLabels name="pixel" toName="{IMAGE_NAME}" strokeWidth="2" snap="pixel">', *labels,
-                  "  </KeyPointLabels>"]
-    if "superpixel" in units:
-        lines += [f'  <PolygonLabels name="region" toName="{IMAGE_NAME}" strokeWidth="2" opacity="0.15">',
-                  *labels, "  </PolygonLabels>"]
-    if "binary" in units:
-        lines += [f'  <Choices name="answer" toName="{IMAGE_NAME}" choice="single" showInline="true">',
-                  '    <Choice value="yes"/>', '    <Choice value="no"/>', '    <Choice value="skip"/>',
-                  "  </Choices>"]
+    for name in ROW_UNITS:
+        if name in units:
+            lines += ROW_UNITS[name].labelstudio_control(classes, IMAGE_NAME)
     lines.append("</View>")
     return "\n".join(lines) + "\n"
 
@@ -129,15 +119,19 @@ def export_tasks(
         path, ``/data/local-files/?d=<path without the leading />`` (serve it with
         ``LOCAL_FILES_SERVING_ENABLED=true`` and ``LOCAL_FILES_DOCUMENT_ROOT=/``).
     regions : RegionSource, optional
-        Region masks of superpixel queries (required if there are any).
+        Region masks of the queries whose unit names a region (superpixel queries: required if there
+        are any).
     """
     out_path = Path(out_path)
     queries = read_queries(queries_path)
     pool = PoolImages(dataset_path)
     classes = list(pool.info.classes)
     height, width = pool.shape
-    if regions is None and np.any(queries["unit"] == "superpixel"):
-        region_mask(None, 0, 0, (height, width))  # raises: superpixel queries need their regions
+    units = {name: unit_of_row(name) for name in dict.fromkeys(queries["unit"].tolist())}
+    if regions is None and any(unit.region_resource for unit in units.values()):
+        from alseg.annotate.regions import region_mask
+
+        region_mask(None, 0, 0, (height, width))  # raises: region queries need their regions
     image_dir = out_path.with_name(out_path.stem + "_images")
     image_dir.mkdir(parents=True, exist_ok=True)
 
@@ -151,19 +145,18 @@ def export_tasks(
 
     tasks = []
     for k in range(len(queries["query_id"])):
-        unit = str(queries["unit"][k])
-        image_index = int(queries["image_index"][k])
-        class_id = int(queries["class"][k])
+        unit = units[str(queries["unit"][k])]
+        query = {name: column[k] for name, column in queries.items()}
         data = {
-            "image": urls[image_index],
+            "image": urls[int(queries["image_index"][k])],
             "query_id": str(queries["query_id"][k]),
-            "unit": unit,
-            "question": question(unit, classes[class_id] if unit == "binary" and class_id >= 0 else ""),
+            "unit": unit.row_unit,
+            "question": unit.labelstudio_question(query, classes),
             "image_name": str(queries["image"][k]),
             "alseg_classes": classes,
         }
         task: dict[str, Any] = {"data": data}
-        result = _prediction(queries, k, unit, (height, width), regions)
+        result = unit.labelstudio_prediction(query, k, (height, width), regions)
         if result:
             score = float(queries["score"][k])
             prediction: dict[str, Any] = {"model_version": f"alseg {queries['strategy'][k]}", "result": result}
@@ -182,40 +175,6 @@ def _image_url(image_dir: Path, name: str, image_root: str | None) -> str:
     if image_root:
         return f"{image_root.rstrip('/')}/{name}"
     return "/data/local-files/?d=" + quote(f"{str(image_dir.resolve()).lstrip('/')}/{name}", safe="/")
-
-
-def _prediction(
-    queries: Mapping[str, np.ndarray], k: int, unit: str, shape: tuple[int, int], regions: RegionSource | None
-) -> list[dict[str, Any]]:
-    """The result items that place query ``k`` on its image (none for binary queries)."""
-    height, width = shape
-    base = {"to_name": IMAGE_NAME, "original_width": width, "original_height": height, "image_rotation": 0}
-    if unit == "pixel":
-        y, x = int(queries["y"][k]), int(queries["x"][k])
-        value = {
-            "x": 100.0 * (x + 0.5) / width,
-            "y": 100.0 * (y + 0.5) / height,
-            "width": _POINT_WIDTH,
-            "keypointlabels": [UNANSWERED],
-        }
-        return [{"id": f"q{k}", "from_name": "pixel", "type": "keypointlabels", **base, "value": value}]
-    if unit == "superpixel":
-        mask = region_mask(regions, int(queries["image_index"][k]), int(queries["superpixel"][k]), shape)
-        return [
-            {
-                "id": f"q{k}-{part}",
-                "from_name": "region",
-                "type": "polygonlabels",
-                **base,
-                "value": {
-                    "points": [[100.0 * px / width, 100.0 * py / height] for px, py in polygon],
-                    "closed": True,
-                    "polygonlabels": [UNANSWERED],
-                },
-            }
-            for part, polygon in enumerate(outline_polygons(mask))
-        ]
-    return []
 
 
 def import_answers(
@@ -269,6 +228,7 @@ def import_answers(
     if json_min:
         tasks = tasks_from_json_min(tasks)
     queries = read_queries(queries_path)
+    unit_of = {qid: unit_of_row(unit) for qid, unit in zip(queries["query_id"], queries["unit"])}
     names = list(classes) if classes is not None else _exported_classes(tasks, export_path)
     rows, where, problems = [], [], []
     for position, task in enumerate(tasks, start=1):
@@ -278,7 +238,7 @@ def import_answers(
         if not qid:
             problems.append(f"{at}: no query_id in its data (not a task exported by alseg export-labelstudio)")
             continue
-        row = _answer_row(task, qid, names, annotator)
+        row = _answer_row(task, qid, unit_of.get(qid), names, annotator)
         if row is None:
             continue  # not annotated: reported as a query without answer
         rows.append(row)
@@ -307,7 +267,7 @@ def tasks_from_json_min(records: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     without annotations is one record without answers. Records of one task become one task with one
     annotation per record, in the order of the records.
     """
-    controls = set(CONTROL_OF_UNIT.values())
+    controls = {unit.labelstudio_name for unit in ROW_UNITS.values() if unit.labelstudio_name}
     tasks: dict[str, dict[str, Any]] = {}
     for number, record in enumerate(records):
         data = {k: v for k, v in record.items() if k not in _JSON_MIN_FIELDS and k not in controls}
@@ -348,9 +308,10 @@ def _exported_classes(tasks: Sequence[Mapping[str, Any]], origin: Path) -> list[
 
 
 def _answer_row(
-    task: Mapping[str, Any], qid: str, classes: Sequence[str], annotator: str | None
+    task: Mapping[str, Any], qid: str, unit: QueryUnit | None, classes: Sequence[str], annotator: str | None
 ) -> dict[str, str] | None:
-    """The answer row of one task, or None if no annotation answers it."""
+    """The answer row of one task, or None if no annotation answers it (``unit``: its query's; None for
+    a query id not in the round, reported by the checks)."""
     annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
     if not annotations:
         return None
@@ -358,18 +319,18 @@ def _answer_row(
     chosen = max(done or annotations, key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""))
     if done:
         labels = _labels(chosen.get("result") or [])
-        answer = " + ".join(sorted(labels)) if len(labels) > 1 else next(iter(labels), "")
-        answer = str(classes.index(answer)) if answer in classes else answer
+        answer = unit.labelstudio_answer(labels, classes) if unit is not None else " + ".join(sorted(labels))
     else:
         answer = SKIP  # Label Studio's Skip button cancels the annotation
     seconds = chosen.get("lead_time")
+    clicks = unit.answered_clicks(answer) if unit is not None and answer != SKIP else 1
     return {
         "query_id": qid,
         "answer": answer,
         "source": "human",
         "annotator": annotator or _annotator(chosen),
         "seconds": "" if seconds is None else str(round(float(seconds), 3)),
-        "clicks": "1",
+        "clicks": str(clicks),
     }
 
 

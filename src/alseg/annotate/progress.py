@@ -30,10 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from alseg.atomic import write_json_atomic
-from alseg.queries import ANSWER_COLUMNS, write_table
+from alseg.queries import ANSWER_COLUMNS, rows_table, write_table
 
 PROGRESS_FORMAT = "alseg-annotation-progress/1"
 ANSWER_FIELDS = ("query_id", "answer", "annotator", "seconds", "clicks", "answered_at")
@@ -130,9 +128,7 @@ def write_answers_csv(path: str | os.PathLike[str], rows: Sequence[Mapping[str, 
     FileExistsError
         If ``path`` exists (before or, from a concurrent writer, during the write).
     """
-    table = {
-        column: np.array([row[column] for row in rows], dtype=object) for column in ANSWER_COLUMNS
-    }
+    table = rows_table(rows)
     create_new_atomic(path, lambda tmp: write_table(tmp, table, ANSWER_COLUMNS))
 
 

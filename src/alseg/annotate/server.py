@@ -3,7 +3,8 @@
 Endpoints (JSON unless said otherwise)::
 
     GET  /                      the page (static/index.html)
-    GET  /static/<file>         app.js, style.css
+    GET  /static/<file>         app.js (the core of the page), style.css
+    GET  /unit/<unit>.js        the view of a query unit (text/javascript): its ``page_script``
     GET  /api/session           classes, class keys, command keys, annotator, file names, total
     GET  /api/state             progress, the query to show, the last answer
     GET  /api/image/<i>.png     pool image i (PNG)
@@ -17,6 +18,7 @@ the session refuses, e.g. for a query that is no longer the current one) or 500.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import threading
@@ -25,17 +27,20 @@ import webbrowser
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from alseg.annotate.regions import RegionError
 from alseg.annotate.session import AnnotationError, AnnotationSession
 from alseg.data import DatasetError
+from alseg.units import unit_of_row
 
 HOST = "127.0.0.1"
 _STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 _IMAGE = re.compile(r"^/api/image/(\d+)\.png$")
 _REGION = re.compile(r"^/api/region/(\d+)$")
+_UNIT_SCRIPT = re.compile(r"^/unit/([A-Za-z0-9_-]+)\.js$")
 _MAX_BODY = 64 * 1024
 
 
@@ -45,6 +50,20 @@ def static_file(name: str) -> bytes | None:
         return None
     entry = resources.files("alseg.annotate") / "static" / name
     return entry.read_bytes() if entry.is_file() else None
+
+
+def unit_script(row_unit: str) -> bytes | None:
+    """The view on the page of the queries whose ``unit`` is ``row_unit``: the unit's ``page_script``, a file
+    beside its Python module. None for an unknown unit, a unit not answered on the page, or a missing file."""
+    try:
+        unit = unit_of_row(row_unit)
+    except ValueError:
+        return None
+    name = unit.page_script
+    if not name or Path(name).name != name:
+        return None
+    path = Path(inspect.getfile(type(unit))).parent / name
+    return path.read_bytes() if path.is_file() else None
 
 
 class AnnotationServer(ThreadingHTTPServer):
@@ -104,6 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_static("index.html")
             elif path.startswith("/static/"):
                 self._send_static(path.removeprefix("/static/"))
+            elif match := _UNIT_SCRIPT.match(path):
+                self._send_unit_script(match.group(1))
             elif path == "/api/session":
                 self._send_json(session.info())
             elif path == "/api/state":
@@ -181,6 +202,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         suffix = name[name.rfind(".") :]
         self._send(HTTPStatus.OK, content, _STATIC_TYPES.get(suffix, "application/octet-stream") + "; charset=utf-8")
+
+    def _send_unit_script(self, row_unit: str) -> None:
+        content = unit_script(row_unit)
+        if content is None:
+            self._send_error(HTTPStatus.NOT_FOUND, f"no view of {row_unit!r} queries")
+            return
+        self._send(HTTPStatus.OK, content, "text/javascript; charset=utf-8")
 
     def _send_json(self, obj: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
         self._send(status, json.dumps(obj).encode("utf-8"), "application/json")

@@ -34,7 +34,9 @@ from alseg.annotate.progress import (
     write_answers_csv,
 )
 from alseg.annotate.regions import RegionSource, encode_mask, region_mask
-from alseg.queries import BINARY_ANSWERS, SKIP, UNITS, read_queries, validate_answers
+from alseg.answers import class_range, validate_answers
+from alseg.queries import SKIP, read_queries
+from alseg.units import ROW_UNITS, QueryUnit, unit_of_row
 
 _PRELOAD = 3  # images of the next queries the page fetches ahead
 
@@ -58,15 +60,16 @@ class AnnotationSession:
         Where the answers go; default ``answers.csv`` next to ``queries_path``. Progress is kept in
         ``answers.partial.json`` beside it.
     regions : RegionSource, optional
-        Region masks of superpixel queries (required if there are any).
+        Region masks of the queries whose unit names a region (superpixel queries: required if there are
+        any; :meth:`alseg.units.base.QueryUnit.region_source`).
 
     Raises
     ------
     FileExistsError
         If the answers file exists (human answers are never overwritten).
     AnnotationError
-        If a query does not fit the dataset (image, pixel or class out of range, unknown unit), or
-        there are superpixel queries and no region source.
+        If a query does not fit the dataset (its unit says why: image, pixel or class out of range, an
+        unknown unit, a unit not answered on the page), or there are region queries and no region source.
     alseg.annotate.progress.ProgressError
         If the saved progress is unreadable or belongs to other queries.
     """
@@ -108,8 +111,13 @@ class AnnotationSession:
         """Number of queries."""
         return len(self.queries["query_id"])
 
+    def units(self) -> list[QueryUnit]:
+        """The units of the round's queries, in the order they first appear."""
+        return [unit_of_row(name) for name in dict.fromkeys(self.queries["unit"].tolist())]
+
     def info(self) -> dict[str, Any]:
-        """What the page needs once: classes and their keys, command keys, names of the files."""
+        """What the page needs once: classes and their keys, command keys, names of the files, and the
+        view (script) of each unit of the queries."""
         return {
             "annotator": self.annotator,
             "classes": self.classes,
@@ -124,6 +132,7 @@ class AnnotationSession:
             "total": self.total,
             "height": self.pool.shape[0],
             "width": self.pool.shape[1],
+            "unit_scripts": {unit.row_unit: f"/unit/{unit.row_unit}.js" for unit in self.units()},
         }
 
     def state(self) -> dict[str, Any]:
@@ -139,7 +148,8 @@ class AnnotationSession:
         query_id : str
             Must be the query shown (the first unanswered); a stale page gets an error.
         answer : str
-            A class id (pixel, superpixel), ``yes``/``no`` (binary) or ``skip``.
+            As its unit answers (a class id, ``yes``/``no``, ...; :meth:`~alseg.units.base.QueryUnit.answer_problem`)
+            or ``skip``.
         seconds : float
             Time from showing the query to the key press, measured by the page.
 
@@ -165,7 +175,7 @@ class AnnotationSession:
                     "answer": answer,
                     "annotator": self.annotator,
                     "seconds": round(float(seconds), 3),
-                    "clicks": 1,
+                    "clicks": self._unit(current).answered_clicks(answer) if answer != SKIP else 1,
                     "answered_at": now_iso(),
                 }
             )
@@ -186,31 +196,28 @@ class AnnotationSession:
             return self._state()
 
     def query(self, index: int) -> dict[str, Any]:
-        """What the page draws for query ``index`` (position in ``queries.csv``)."""
+        """What the page draws for query ``index`` (position in ``queries.csv``): its id, unit and image,
+        and what its unit adds (:meth:`~alseg.units.base.QueryUnit.page_query`)."""
         q = self.queries
         image_index = int(q["image_index"][index])
-        unit = str(q["unit"][index])
+        unit = self._unit(index)
         payload: dict[str, Any] = {
             "index": index,
             "query_id": str(q["query_id"][index]),
-            "unit": unit,
+            "unit": unit.row_unit,
             "image": str(q["image"][index]),
             "image_index": image_index,
             "image_url": f"/api/image/{image_index}.png",
+            **unit.page_query(self._row(index), self.classes),
         }
-        if unit == "pixel":
-            payload.update(y=int(q["y"][index]), x=int(q["x"][index]))
-        elif unit == "superpixel":
-            payload.update(superpixel=int(q["superpixel"][index]), region_url=f"/api/region/{index}")
-        else:
-            class_id = int(q["class"][index])
-            payload.update(class_id=class_id, class_name=self.classes[class_id])
+        if unit.region_resource:
+            payload["region_url"] = f"/api/region/{index}"
         return payload
 
     def region(self, index: int) -> dict[str, Any]:
-        """The region of superpixel query ``index``, encoded by :func:`~alseg.annotate.regions.encode_mask`."""
-        if not 0 <= index < self.total or self.queries["unit"][index] != "superpixel":
-            raise AnnotationError(f"query {index} is not a superpixel query")
+        """The region of query ``index``, encoded by :func:`~alseg.annotate.regions.encode_mask`."""
+        if not 0 <= index < self.total or not self._unit(index).region_resource:
+            raise AnnotationError(f"query {index} names no region")
         mask = region_mask(
             self.regions, int(self.queries["image_index"][index]), int(self.queries["superpixel"][index]),
             self.pool.shape,
@@ -248,51 +255,54 @@ class AnnotationSession:
             "preload": preload,
         }
 
+    def _unit(self, index: int) -> QueryUnit:
+        return unit_of_row(str(self.queries["unit"][index]))
+
+    def _row(self, index: int) -> dict[str, Any]:
+        return {name: column[index] for name, column in self.queries.items()}
+
     def _label(self, answer: str) -> str:
         return self.classes[int(answer)] if answer.isdigit() else answer
 
     def _check_answer(self, index: int, answer: str) -> None:
-        unit = str(self.queries["unit"][index])
         if answer == SKIP:
             return
-        if unit == "binary":
-            if answer not in BINARY_ANSWERS:
-                raise AnnotationError(f"a binary query is answered yes, no or skip, not {answer!r}")
-        elif not (answer.isdigit() and int(answer) < len(self.classes)):
-            raise AnnotationError(
-                f"a {unit} query is answered by a class id in 0..{len(self.classes) - 1} or skip, not {answer!r}"
-            )
+        unit = self._unit(index)
+        problem = unit.answer_problem(answer, len(self.classes), class_range(self.classes)) if answer else \
+            f"empty answer (expected {unit.answer_hint(class_range(self.classes))} or skip)"
+        if problem:
+            raise AnnotationError(f"a {unit.row_unit} query: {problem}")
 
     def _check_queries(self) -> None:
         q, (height, width) = self.queries, self.pool.shape
         problems: list[str] = []
         for index in range(self.total):
-            qid, unit, image = q["query_id"][index], q["unit"][index], int(q["image_index"][index])
+            qid, unit_name, image = q["query_id"][index], q["unit"][index], int(q["image_index"][index])
             at = f"line {index + 2} ({qid})"
-            if unit not in UNITS:
-                problems.append(f"{at}: unit {unit!r} is not one of {', '.join(UNITS)}")
+            if unit_name not in ROW_UNITS:
+                problems.append(f"{at}: unit {unit_name!r} is not one of {', '.join(ROW_UNITS)}")
                 continue
-            if unit == "image":
-                problems.append(f"{at}: whole-image queries (the fully supervised reference) are answered from "
-                                "the ground-truth masks, not on this page")
+            unit = unit_of_row(unit_name)
+            if unit.page_script is None:
+                problem = unit.query_problem(self._row(index), height, width, len(self.classes))
+                problems.append(f"{at}: {problem or f'{unit_name} queries are not answered on this page'}")
                 continue
             if not 0 <= image < self.pool.count:
                 problems.append(f"{at}: image_index {image} is not in the pool (0..{self.pool.count - 1})")
-            if unit == "pixel" and not (0 <= q["y"][index] < height and 0 <= q["x"][index] < width):
-                problems.append(f"{at}: pixel ({q['y'][index]}, {q['x'][index]}) is outside {height}x{width}")
-            if unit == "binary" and not 0 <= q["class"][index] < len(self.classes):
-                problems.append(f"{at}: class {q['class'][index]} is not a class of the dataset")
-            if unit == "superpixel" and q["superpixel"][index] < 0:
-                problems.append(f"{at}: superpixel query without a superpixel id")
+                continue
+            problem = unit.query_problem(self._row(index), height, width, len(self.classes))
+            if problem:
+                problems.append(f"{at}: {problem}")
         if problems:
             raise AnnotationError(
                 f"{self.queries_path}: queries do not fit the dataset {self.pool.path}:\n  - "
                 + "\n  - ".join(problems[:20])
             )
-        if self.regions is None and np.any(q["unit"] == "superpixel"):
+        regional = sorted({unit.row_unit for unit in self.units() if unit.region_resource})
+        if self.regions is None and regional:
             raise AnnotationError(
-                f"{self.queries_path}: has superpixel queries; pass the superpixel label maps of the pool "
-                "(alseg annotate --regions FILE) so that the page can outline each region"
+                f"{self.queries_path}: has {' and '.join(regional)} queries; pass the {' and '.join(regional)} "
+                "label maps of the pool (alseg annotate --regions FILE) so that the page can outline each region"
             )
 
     def _check_saved_answers(self) -> None:

@@ -268,3 +268,11 @@ def load_split(path: str | os.PathLike[str], split: str) -> Split:
             f"{len(stems)} stems); delete the file so that the workflow rebuilds it"
         )
     return Split(images=images, masks=masks, stems=stems)
+
+
+def load_stems(path: str | os.PathLike[str], split: str) -> list[str]:
+    """The image names of one split of a prepared dataset, without reading its pixels."""
+    if split not in SPLITS:
+        raise DatasetError(f"{path}: no split {split!r}; splits are {', '.join(SPLITS)}")
+    with _open_prepared(path) as h5:
+        return [str(s) for s in h5[split]["stems"].asstr()[()]]

@@ -1,26 +1,109 @@
 // alseg annotate: keyboard-only answers to a round's queries (see alseg/annotate/server.py for the API).
 //
 // The page shows the first unanswered query; one key press answers it and the next one appears.
-// The seconds of an answer run from the moment its query is drawn to the key press.
+// The seconds of an answer run from the moment its query is drawn to the key press that answers it.
 // Test hooks: <body data-ready="1"> while a query is shown and keys are taken, data-query (its id),
 // data-answered (count), data-done="1" once answers.csv is written.
+//
+// This file is the core, the same for every query unit: session and progress, the last answer, toasts,
+// the skip and undo keys, the measured seconds, /api/answer and /api/undo, preloading, and drawing helpers.
+// What a unit shows and which keys answer it is its *view*: a script beside the unit's Python module
+// (its `page_script`, served as /unit/<unit>.js and listed in /api/session's `unit_scripts`). The core
+// loads the views of the round's units before the first query; each registers itself:
+//
+//   alseg.registerUnit("<row unit>", view)   // the `unit` of queries.csv, the `unit` of a shown query
+//
+// The view's members (`query`: /api/state's `current`; `page`: the core's helpers, below):
+//   question(query, page)      -> HTML of the question above the image (escape text with page.escapeHtml)
+//   describe(query)            -> text of the meta line's "where" (after "<query id> · image <name> · ")
+//   keyList(query, page)       -> the keys the side panel lists: [{key, answer, label, title?, on?}]
+//                                 (`on`: shown as toggled); page.classKeys() gives the class keys
+//   answerFor(key, query, page)-> the answer that `key` (KeyboardEvent.key) sends now, or null. The skip
+//                                 keys never reach a view; the undo keys go to undoStep
+//   draw(query, picture, page) -> mark the query on the main canvas (picture.scene: the image is drawn)
+//                                 and draw the inset with page.drawInset, or not (it stays hidden).
+//                                 Synchronous; also called again when the window is resized.
+//                                 picture = {image: HTMLImageElement, scene, loaded: what load gave}
+// Optional, for what a view needs beyond that:
+//   load(query, page)          -> Promise of what draw needs besides the image (e.g. a region from
+//                                 page.api); awaited once per shown query, before drawing
+//   start(query, page)         -> the query is about to be shown (reset the view's own state)
+//   takeStep(key, query, page) -> true when `key` is a step of an answer made of several key presses
+//                                 (e.g. toggling a class; call page.renderKeys() to show it); asked when
+//                                 answerFor gave null. The seconds still run until the answering key
+//   undoStep(query, page)      -> true when an undo key took back a step of the view's own; false: the
+//                                 core takes back the last answer
+//
+// `page` (frozen): session (/api/session), canvas (main), inset (zoom canvas), api(path), escapeHtml(text),
+// kbd(key) (HTML of a key), classKeys() (one keyList item per class: answer = class id), classOfKey(key)
+// (class id or null), renderKeys() (list the view's keys again), drawImage(canvas, image, sx, sy, sw, sh,
+// scale) -> scene, drawInset(image, sx, sy, side, scale, title) -> scene of the inset, now shown,
+// drawCrosshair(scene, y, x), decodeRegion(region) (of /api/region/<k>), drawRegion(scene, region).
+// A scene maps image pixels onto a canvas: {canvas, ctx, scale, sx, sy, sw, sh, at(x, y) -> [cx, cy]}.
 "use strict";
 
-const ZOOM = 8;           // inset magnification for pixel queries
-const ZOOM_PIXELS = 22;   // inset canvas side in image pixels (176 / 8)
 const RED = "#ff2d2d";
 const REGION = "#ffd166";
+const VIEW_MEMBERS = ["question", "describe", "keyList", "answerFor", "draw"];
+const OPTIONAL_MEMBERS = ["load", "start", "takeStep", "undoStep"];
 
 const el = (id) => document.getElementById(id);
-const view = el("view");
-const zoom = el("zoom");
+const canvas = el("view");
+const inset = el("zoom");
 
 let session = null;       // /api/session
 let current = null;       // the query shown
+let picture = null;       // {query, image, loaded}: what the shown query is drawn from
 let shownAt = 0;          // performance.now() when it was drawn
 let busy = false;         // a request is in flight: keys wait
+let listedKeys = "";      // the key list on the page (JSON), redrawn only when it changes
 const classOfKey = new Map();
 const images = new Map(); // url -> Promise<HTMLImageElement>
+const views = new Map();  // row unit -> its view
+const viewProblems = new Map(); // row unit -> why its view was refused
+
+// -- views -----------------------------------------------------------------------------------------
+
+function registerUnit(unit, view) {
+  const missing = VIEW_MEMBERS.filter((name) => typeof (view && view[name]) !== "function");
+  const odd = OPTIONAL_MEMBERS.filter((name) => view && view[name] !== undefined && typeof view[name] !== "function");
+  const problems = [];
+  if (missing.length) problems.push(`lacks ${missing.join(", ")}`);
+  if (odd.length) problems.push(`has ${odd.join(", ")} that are not functions`);
+  if (problems.length) {
+    viewProblems.set(unit, `the view of ${unit} queries ${problems.join(" and ")}`);
+    throw new Error(viewProblems.get(unit));
+  }
+  views.set(unit, view);
+}
+
+window.alseg = Object.freeze({ registerUnit });
+
+function viewOf(query) {
+  const view = views.get(query.unit);
+  if (!view) throw new Error(`no view shows ${query.unit} queries`);
+  return view;
+}
+
+function loadScript(url) {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = url;
+    script.onload = () => resolve();
+    script.onerror = () => reject(new Error(`cannot load ${url}`));
+    document.head.appendChild(script);
+  });
+}
+
+async function loadViews() {
+  const scripts = Object.entries(session.unit_scripts || {});
+  await Promise.all(scripts.map(([, url]) => loadScript(url)));
+  for (const [unit, url] of scripts) {
+    if (!views.has(unit)) {
+      throw new Error(viewProblems.get(unit) || `${url} registered no view of ${unit} queries`);
+    }
+  }
+}
 
 // -- server ------------------------------------------------------------------------------------------
 
@@ -58,14 +141,22 @@ function displayScale(width, height) {
   return fit >= 1 ? Math.floor(fit) : fit;   // whole-number zoom keeps pixels square
 }
 
-// Draw `img`'s rectangle (sx, sy, sw, sh) onto `canvas` at `scale`; returns image -> canvas mapping.
-function drawImage(canvas, img, sx, sy, sw, sh, scale) {
-  const ctx = canvas.getContext("2d");
+// Draw `img`'s rectangle (sx, sy, sw, sh) onto `target` at `scale`; returns the image -> canvas mapping.
+function drawImage(target, img, sx, sy, sw, sh, scale) {
+  const ctx = target.getContext("2d");
   ctx.imageSmoothingEnabled = scale < 1;
   ctx.fillStyle = "#20232b";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillRect(0, 0, target.width, target.height);
   ctx.drawImage(img, sx, sy, sw, sh, 0, 0, sw * scale, sh * scale);
-  return { ctx, at: (x, y) => [(x - sx) * scale, (y - sy) * scale], scale };
+  return { canvas: target, ctx, scale, sx, sy, sw, sh, at: (x, y) => [(x - sx) * scale, (y - sy) * scale] };
+}
+
+// The square (sx, sy, side) of `img` on the inset canvas at `scale`, under `title`; shows the inset.
+function drawInset(img, sx, sy, side, scale, title) {
+  const scene = drawImage(inset, img, sx, sy, side, side, scale);
+  el("zoom-title").textContent = title;
+  el("zoom-panel").hidden = false;
+  return scene;
 }
 
 function strokeTwice(ctx, path, width, color) {
@@ -78,17 +169,17 @@ function strokeTwice(ctx, path, width, color) {
   ctx.stroke(path);
 }
 
-// Red cross-hair through pixel (y, x), with a gap so that the pixel itself stays visible.
-function drawCrosshair(scene, y, x, canvas) {
+// Red cross-hair through image pixel (y, x), with a gap so that the pixel itself stays visible.
+function drawCrosshair(scene, y, x) {
   const [cx0, cy0] = scene.at(x, y);
   const s = scene.scale;
   const [cx, cy] = [cx0 + s / 2, cy0 + s / 2];
   const gap = s / 2 + 7;
   const path = new Path2D();
   path.moveTo(0, cy); path.lineTo(cx - gap, cy);
-  path.moveTo(cx + gap, cy); path.lineTo(canvas.width, cy);
+  path.moveTo(cx + gap, cy); path.lineTo(scene.canvas.width, cy);
   path.moveTo(cx, 0); path.lineTo(cx, cy - gap);
-  path.moveTo(cx, cy + gap); path.lineTo(cx, canvas.height);
+  path.moveTo(cx, cy + gap); path.lineTo(cx, scene.canvas.height);
   strokeTwice(scene.ctx, path, 2, RED);
   const box = new Path2D();
   const pad = 2.5;
@@ -96,6 +187,7 @@ function drawCrosshair(scene, y, x, canvas) {
   strokeTwice(scene.ctx, box, 2, RED);
 }
 
+// A region of /api/region/<k> ({bbox, bits}) as {y0, x0, h, w, inside(y, x)} in image pixels.
 function decodeRegion(region) {
   const [y0, x0, h, w] = region.bbox;
   const bytes = Uint8Array.from(atob(region.bits), (c) => c.charCodeAt(0));
@@ -107,9 +199,9 @@ function decodeRegion(region) {
   return { y0, x0, h, w, inside };
 }
 
-// Outline the region along pixel edges, and dim what lies outside it.
-function drawRegion(scene, region, canvas, sx, sy, sw, sh) {
-  const { ctx, at, scale } = scene;
+// Outline the region along pixel edges, and dim what lies outside it (within the scene's rectangle).
+function drawRegion(scene, region) {
+  const { ctx, at, scale, sx, sy, sw, sh } = scene;
   const shade = document.createElement("canvas");
   shade.width = sw; shade.height = sh;
   const sctx = shade.getContext("2d");
@@ -138,33 +230,25 @@ function drawRegion(scene, region, canvas, sx, sy, sw, sh) {
   strokeTwice(ctx, path, 2, REGION);
 }
 
-async function drawQuery(query) {
-  const img = await loadImage(query.image_url);
-  const region = query.unit === "superpixel" ? decodeRegion(await api(query.region_url)) : null;
+// The image on the main canvas, the inset hidden, then the view's marks (and inset).
+function paint(query, view) {
+  const img = picture.image;
   const W = img.naturalWidth, H = img.naturalHeight;
   const scale = displayScale(W, H);
-  view.width = Math.round(W * scale);
-  view.height = Math.round(H * scale);
-  const scene = drawImage(view, img, 0, 0, W, H, scale);
+  canvas.width = Math.round(W * scale);
+  canvas.height = Math.round(H * scale);
+  const scene = drawImage(canvas, img, 0, 0, W, H, scale);
+  el("zoom-panel").hidden = true;
+  view.draw(query, { image: img, scene, loaded: picture.loaded }, page);
+}
 
-  const zoomPanel = el("zoom-panel");
-  zoomPanel.hidden = query.unit === "binary";
-  if (query.unit === "pixel") {
-    drawCrosshair(scene, query.y, query.x, view);
-    const half = Math.floor(ZOOM_PIXELS / 2);
-    const inset = drawImage(zoom, img, query.x - half, query.y - half, ZOOM_PIXELS, ZOOM_PIXELS, ZOOM);
-    drawCrosshair(inset, query.y, query.x, zoom);
-    el("zoom-title").textContent = `Zoom ×${ZOOM}`;
-  } else if (query.unit === "superpixel") {
-    drawRegion(scene, region, view, 0, 0, W, H);
-    const side = Math.max(region.h, region.w, 8) + 6;
-    const zscale = zoom.width / side;
-    const sx = Math.round(region.x0 + region.w / 2 - side / 2);
-    const sy = Math.round(region.y0 + region.h / 2 - side / 2);
-    const inset = drawImage(zoom, img, sx, sy, side, side, zscale);
-    drawRegion(inset, region, zoom, sx, sy, side, side);
-    el("zoom-title").textContent = `Region ×${zscale.toFixed(1)}`;
-  }
+async function drawQuery(query, view) {
+  const [image, loaded] = await Promise.all([
+    loadImage(query.image_url),
+    view.load ? view.load(query, page) : undefined,
+  ]);
+  picture = { query, image, loaded };
+  paint(query, view);
 }
 
 // -- page ----------------------------------------------------------------------------------------------
@@ -177,20 +261,49 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
+function classKeys() {
+  return session.classes.map((name, id) => ({ key: session.keys[id], answer: String(id), label: name, title: `class ${id}` }));
+}
+
+function renderKeys() {
+  if (!current) return;
+  const items = viewOf(current).keyList(current, page);
+  const listed = JSON.stringify(items);
+  if (listed === listedKeys) return;   // unchanged: keep the list (and a key's flash)
+  listedKeys = listed;
+  const list = el("keymap");
+  list.innerHTML = "";
+  for (const { key, answer, label, title, on } of items) {
+    const item = document.createElement("li");
+    if (answer !== undefined) item.dataset.answer = String(answer);
+    if (title) item.title = title;
+    item.classList.toggle("on", Boolean(on));
+    item.innerHTML = `${kbd(key)}<span>${escapeHtml(label)}</span>`;
+    list.appendChild(item);
+  }
+}
+
+const page = Object.freeze({
+  get session() { return session; },
+  canvas,
+  inset,
+  api: (path) => api(path),
+  escapeHtml,
+  kbd,
+  classKeys,
+  classOfKey: (key) => (classOfKey.has(key) ? classOfKey.get(key) : null),
+  renderKeys,
+  drawImage,
+  drawInset,
+  drawCrosshair,
+  decodeRegion,
+  drawRegion,
+});
+
 function renderSession() {
   el("file").textContent = session.queries_file;
   el("annotator").innerHTML = `annotator <b>${escapeHtml(session.annotator)}</b>`;
-  const list = el("keymap");
-  list.innerHTML = "";
-  session.classes.forEach((name, id) => {
-    const key = session.keys[id];
-    classOfKey.set(key, id);
-    const item = document.createElement("li");
-    item.dataset.answer = String(id);
-    item.title = `class ${id}`;
-    item.innerHTML = `${kbd(key)}<span>${escapeHtml(name)}</span>`;
-    list.appendChild(item);
-  });
+  session.keys.forEach((key, id) => classOfKey.set(key, id));
   el("commands").innerHTML =
     `<span>${session.skip_keys.map(kbd).join(" or ")} skip (cannot tell)</span>` +
     `<span>${session.undo_keys.map(kbd).join(" or ")} undo the last answer</span>`;
@@ -206,25 +319,20 @@ function renderProgress(state) {
     : "none yet";
 }
 
-function renderQuestion(query) {
-  const where = query.unit === "pixel" ? `pixel (row ${query.y}, column ${query.x})`
-    : query.unit === "superpixel" ? `superpixel ${query.superpixel}` : `class ${query.class_id}`;
-  el("meta").textContent = `${query.query_id} · image ${query.image} · ${where}`;
-  el("keymap").hidden = query.unit === "binary";
-  el("binary-keys").hidden = query.unit !== "binary";
-  el("question").innerHTML = query.unit === "pixel"
-    ? "What is the class of the pixel under the <b>red cross-hair</b>?"
-    : query.unit === "superpixel"
-      ? "What is the main class of the <b>outlined region</b>?"
-      : `Is there any <span class="cls">${escapeHtml(query.class_name)}</span> in this image?`;
+function renderQuestion(query, view) {
+  el("meta").textContent = `${query.query_id} · image ${query.image} · ${view.describe(query)}`;
+  renderKeys();
+  el("question").innerHTML = view.question(query, page);
 }
 
 async function show(state) {
   renderProgress(state);
   if (state.done) return finish(state);
   current = state.current;
-  renderQuestion(current);
-  await drawQuery(current);
+  const view = viewOf(current);
+  if (view.start) view.start(current, page);
+  renderQuestion(current, view);
+  await drawQuery(current, view);
   state.preload.forEach((url) => loadImage(url).catch(() => {}));
   await new Promise((resolve) => requestAnimationFrame(() => resolve()));
   shownAt = performance.now();
@@ -253,7 +361,7 @@ function toast(message, isError = false) {
 }
 
 function flashKey(answer) {
-  const item = document.querySelector(`.keymap li[data-answer="${answer}"]`);
+  const item = Array.from(document.querySelectorAll(".keymap li")).find((li) => li.dataset.answer === answer);
   if (!item) return;
   item.classList.add("hit");
   setTimeout(() => item.classList.remove("hit"), 250);
@@ -273,42 +381,39 @@ async function send(path, body, message) {
   }
 }
 
-function answerFor(key) {
-  if (session.skip_keys.includes(key)) return "skip";
-  if (current.unit === "binary") {
-    if (session.yes_keys.includes(key)) return "yes";
-    if (session.no_keys.includes(key)) return "no";
-    return null;
-  }
-  return classOfKey.has(key) ? String(classOfKey.get(key)) : null;
-}
-
 function onKey(event) {
   if (event.ctrlKey || event.metaKey || event.altKey || !session) return;
   const key = event.key;
   const ours = session.undo_keys.includes(key) || session.skip_keys.includes(key);
   if (ours) event.preventDefault();   // no scrolling on Space, no "back" on Backspace
   if (event.repeat || busy) return;
+  const view = current && views.get(current.unit);
   if (session.undo_keys.includes(key)) {
+    if (view && view.undoStep && view.undoStep(current, page)) return;
     send("/api/undo", {}, "Undone");
     return;
   }
-  if (!current) return;
-  const answer = answerFor(key);
-  if (answer === null) {
+  if (!view) return;
+  const answer = session.skip_keys.includes(key) ? "skip" : view.answerFor(key, current, page);
+  if (answer === null || answer === undefined) {
+    if (view.takeStep && view.takeStep(key, current, page)) {
+      event.preventDefault();
+      return;
+    }
     if (key.length === 1) toast(`The key ${key} answers nothing here`);
     return;
   }
   event.preventDefault();
   const seconds = (performance.now() - shownAt) / 1000;
-  flashKey(answer);
-  send("/api/answer", { query_id: current.query_id, answer, seconds });
+  flashKey(String(answer));
+  send("/api/answer", { query_id: current.query_id, answer: String(answer), seconds });
 }
 
 async function start() {
   try {
     session = await api("/api/session");
     renderSession();
+    await loadViews();
     await show(await api("/api/state"));
   } catch (error) {
     el("question").textContent = `Cannot load the queries: ${error.message}`;
@@ -317,5 +422,7 @@ async function start() {
 }
 
 document.addEventListener("keydown", onKey);
-window.addEventListener("resize", () => { if (current && !busy) drawQuery(current); });
+window.addEventListener("resize", () => {
+  if (current && !busy && picture && picture.query === current) paint(current, viewOf(current));
+});
 start();

@@ -82,7 +82,7 @@ def dominant_answers(
         :func:`query_class_counts` (void not counted).
     error_rate : float
         Probability that an answer is replaced by a class drawn uniformly from the C - 1 wrong ones
-        (as :func:`alseg.oracle.answer_pixels`); skips are never flipped.
+        (as :func:`alseg.units.pixel.answer_pixels`); skips are never flipped.
     rng : numpy.random.Generator, optional
         Needed when ``error_rate > 0``.
 

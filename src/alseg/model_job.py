@@ -1,0 +1,202 @@
+"""The model job of a round: train on the cumulative labels, evaluate on test, run over the pool.
+
+One job (the ``train`` rule), so that torch is imported and the data loaded once per round rather than
+three times (benchmarks/default_run.py). What the labels give training comes from the units whose part
+of the store holds answers (:meth:`alseg.units.base.QueryUnit.training_targets`): labelled pixels,
+image-level answers and their loss weights; the dump holds what the experiment's unit reads
+(:attr:`~alseg.units.base.QueryUnit.dump_groups`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alseg import __version__
+from alseg.atomic import atomic_path, write_json_atomic
+from alseg.data import load_split
+from alseg.joblog import log
+from alseg.labels import LabelStore, load_labels
+from alseg.points import PointLabels
+from alseg.units import UNITS, Job, TrainingTargets, unit_named
+
+PathLike = str | os.PathLike[str]
+
+
+def limit_threads(threads: int) -> None:
+    """Give torch the job's threads, never more than the cores this process may run on.
+
+    Call it before anything imports torch: it also makes idle OpenMP threads sleep instead of spin
+    (``OMP_WAIT_POLICY=PASSIVE``, unless set). A trade measured in BENCHMARKS.md (section 6): on an
+    otherwise idle machine spinning threads are faster (51 against 75 ms per step of the default
+    model on 2 cores), but when a program outside this login session keeps a core busy, spinning
+    threads stall at every barrier (640 against 198 ms). Set ``OMP_WAIT_POLICY=ACTIVE`` on a
+    dedicated machine.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(max(1, min(int(threads), len(os.sched_getaffinity(0)))))
+
+
+def training_targets(store: LabelStore, job: Job) -> tuple[PointLabels, TrainingTargets, dict[str, Any]]:
+    """Every unit's contribution to training, combined: the labelled points (in unit order), the
+    image-level answers (at most one unit may give them) and each unit's record for the training log."""
+    parts = {unit.name: unit.training_targets(store, job) for unit in UNITS.values()}
+    parts = {name: part for name, part in parts.items() if part is not None}
+    points = [part.points for part in parts.values() if part.points is not None]
+    if len(points) == 1:
+        combined = points[0]
+    else:
+        combined = PointLabels(*(np.concatenate([getattr(p, name) for p in points] or [np.zeros(0, np.int32)])
+                                 for name in ("image", "y", "x", "cls")))
+    with_answers = [part for part in parts.values() if part.answers is not None]
+    if len(with_answers) > 1:
+        raise ValueError(f"round {job.round_index}: the label store holds image-level answers of "
+                         f"{len(with_answers)} units; an experiment trains on one unit's answers")
+    answers = with_answers[0] if with_answers else TrainingTargets()
+    return combined, answers, {name: part.record for name, part in parts.items() if part.record}
+
+
+def training_digest(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
+    """A hex digest of everything a training reads: equal digests mean the same training.
+
+    Parameters
+    ----------
+    settings : mapping
+        JSON-able settings (model, schedule, seed, ...); key order does not matter.
+    arrays : mapping of str to ndarray
+        The data (training points, images, ...): names, dtypes, shapes and bytes all count.
+    """
+    h = hashlib.blake2b(digest_size=20)
+    h.update(json.dumps(settings, sort_keys=True, default=repr).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def train(dataset: PathLike, labels: PathLike, settings: Mapping[str, Any], round_index: int, out_model: PathLike,
+          out_log: PathLike, init_model: PathLike | None = None, twin_model: PathLike | None = None,
+          twin_log: PathLike | None = None, **files: PathLike | None) -> None:
+    """Train round ``round_index``'s model on the cumulative labels; select the checkpoint on val.
+
+    ``settings``: the experiment's ``seed``, ``model``, ``training``, ``inference`` and what its unit's
+    training reads (:meth:`~alseg.units.base.QueryUnit.train_settings`). ``files``: the unit's files
+    (``superpixels``, ``previous_model`` for sieving, ...).
+
+    ``twin_model`` and its ``twin_log``: another experiment's model of the same round (round 0,
+    :func:`alseg.config.round0_twins`). When the log's ``training_digest`` equals this training's, the
+    training would repeat it exactly: that model is copied instead, and the log says so (``model_of``).
+    Otherwise this model is trained as usual.
+    """
+    import torch
+
+    from alseg.models import load_model, save_model
+    from alseg.train import train_model
+
+    job = Job(dataset, settings, round_index, files)
+    info, pool = job.info, job.pool
+    val = load_split(dataset, "val")
+    points, answers, records = training_targets(load_labels(labels), job)
+    seed = job.seed("train")
+    training = {k: v for k, v in settings["training"].items() if k != "warm_start"}
+    digest = training_digest(
+        {"model": settings["model"], "training": training, "seed": seed, "classes": info.num_classes,
+         "ignore_index": info.ignore_index, "answer_loss": answers.answer_loss,
+         "init_model": str(init_model) if init_model is not None else None, "alseg": __version__},
+        {"image": points.image, "y": points.y, "x": points.x, "class": points.cls,
+         "answers": answers.answers if answers.answers is not None else np.zeros(0, np.int8), "pool": pool.images,
+         "val": val.images, "val_masks": val.masks},
+    )
+    twin = json.loads(Path(twin_log).read_text()) if twin_model and twin_log and init_model is None else None
+    if twin is not None and twin.get("training_digest") == digest:
+        log(f"round {round_index}: the same training as {twin_model} (digest {digest[:12]}): its model is "
+            "reused, not retrained")
+        with atomic_path(out_model) as tmp:
+            shutil.copyfile(twin_model, tmp)  # type: ignore[arg-type]
+        write_json_atomic(out_log, {**twin, "model_of": str(twin_model)})
+        return
+    init_state = load_model(init_model, torch.device("cpu"))[0].state_dict() if init_model is not None else None
+    log(f"round {round_index}: training on {len(points)} labelled pixels (seed {seed})")
+    result = train_model(settings["model"], training, pool.images, points, val.images, val.masks,
+                         num_classes=info.num_classes, ignore_index=info.ignore_index, seed=seed, log=log,
+                         init_state=init_state, answers=answers.answers, answer_loss=answers.answer_loss)
+    save_model(out_model, result.model, settings["model"], info.num_classes,
+               {"round": round_index, "best_epoch": result.best_epoch, "best_val_miou": result.best_val_miou})
+    write_json_atomic(out_log, {
+        "round": round_index, "seed": seed, "best_epoch": result.best_epoch, "best_val_miou": result.best_val_miou,
+        "history": result.history, "alseg_version": __version__, "training_digest": digest, **records,
+    })
+
+
+def evaluate(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any], round_index: int, out: PathLike,
+             split: str = "test") -> dict[str, Any]:
+    """Evaluate round ``round_index``'s model on ``split`` and write ``evaluation.json`` (what
+    :func:`alseg.steps.write_metrics` completes into ``metrics.json``)."""
+    import torch
+
+    from alseg.data import dataset_info
+    from alseg.metrics import confusion_matrix, scores_from_confusion
+    from alseg.models import load_model, model_checksum, resolve_device
+    from alseg.predict import predict
+
+    info = dataset_info(dataset)
+    data = load_split(dataset, split)
+    device = resolve_device(settings["inference"]["device"])
+    model, meta = load_model(model_path, device)
+    pred = predict(model, data.images, settings["inference"]["batch_size"], device)
+    cm = confusion_matrix(pred, data.masks, info.num_classes, info.ignore_index)
+    scores = scores_from_confusion(cm)
+    evaluation = {
+        "round": round_index,
+        "split": split,
+        "miou": scores.miou,
+        "per_class_iou": scores.per_class(list(info.classes)),
+        "pixel_accuracy": scores.pixel_accuracy,
+        "model": model_checksum(model),
+        "best_val_miou": meta.get("best_val_miou"),
+        "best_epoch": meta.get("best_epoch"),
+        "images": int(data.images.shape[0]),
+        "confusion_matrix": cm.tolist(),
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_json_atomic(out, evaluation)
+    log(f"round {round_index}: {split} mIoU {scores.miou:.4f}, accuracy {scores.pixel_accuracy:.4f} -> {out}")
+    return evaluation
+
+
+def infer(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any], round_index: int, out: PathLike,
+          **files: PathLike | None) -> None:
+    """Run round ``round_index``'s model over the pool and write ``inference.h5``: the groups that the
+    experiment's unit reads (``settings["unit"]``), with the ``superpixels`` file where it reads
+    ``/superpixel`` (docs/architecture.md)."""
+    from alseg.infer import write_inference
+    from alseg.models import load_model, model_checksum, resolve_device
+
+    job = Job(dataset, settings, round_index, files)
+    info, pool = job.info, job.pool
+    groups = unit_named(settings["unit"]).dump_groups
+    device = resolve_device(settings["inference"]["device"])
+    model, _ = load_model(model_path, device)
+    maps = None
+    if "superpixel" in groups:
+        from alseg.superpixels import read_superpixels
+
+        maps = read_superpixels(job.file("superpixels"), expected_shape=pool.masks.shape)
+    write_inference(out, model, pool.images, num_classes=info.num_classes,
+                    batch_size=settings["inference"]["batch_size"], device=device,
+                    mc_passes=settings["acquisition"]["mc_passes"], seed=job.seed("infer"),
+                    attrs={"model": model_checksum(model), "round": round_index, "classes": list(info.classes)},
+                    groups=groups, superpixels=maps)
+    log(f"round {round_index}: inference over {pool.images.shape[0]} pool images ({', '.join(groups) or 'no'} "
+        f"groups) -> {out}")

@@ -1,0 +1,154 @@
+"""Selection of superpixel queries: adaptive merging, the never-asked part of each region, scores, top B.
+
+Round 0 draws ``initial_budget`` base superpixels at random. Round r >= 1 merges the base superpixels with
+round r-1's model (``superpixel.merge``; AMSP), keeps each region's part never asked before (no pixel is
+paid twice), scores the parts (``strategy``: random, uncertainty, class_balanced) and asks the ``budget``
+best. The algorithms are in :mod:`alseg.acquire.superpixel`; docs/superpixels.md has the method.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from alseg.acquire.superpixel import (
+    candidate_regions,
+    merge_summary,
+    predicted_class_shares,
+    query_of_base,
+    region_scores,
+    select_regions,
+)
+from alseg.acquire.superpixel_merge import adaptive_merge, superpixel_edges
+from alseg.acquire.superpixel_stats import SuperpixelStats
+from alseg.inference_file import InferenceFileError, read_superpixel_fields
+from alseg.joblog import log
+from alseg.queries import Table, query_table
+from alseg.superpixels import SuperpixelMaps
+from alseg.units.base import Job
+from alseg.units.superpixel.files import RoundRegions, base_pixel_counts, read_pool_superpixels, save_regions
+
+PathLike = str | os.PathLike[str]
+
+
+def pool_superpixel_stats(
+    inference: Path | None,
+    pixel_count: np.ndarray,
+    num_classes: int,
+    need_mean_prob: bool,
+) -> tuple[SuperpixelStats, np.ndarray | None, str]:
+    """Per-base-superpixel statistics of the previous model (or empty ones without a model).
+
+    Parameters
+    ----------
+    inference : path or None
+        Round r-1's ``inference.h5``; None: no model yet (round 0, or random selection without merging),
+        so uncertainty and predictions are zero.
+    pixel_count : ndarray of int64, shape (S,)
+        Of the superpixel file: the dump must have been made with the same superpixels.
+    num_classes : int
+    need_mean_prob : bool
+        Read ``mean_prob`` too (merging).
+
+    Returns
+    -------
+    stats, mean_prob (or None), model checksum ("" without a model)
+    """
+    s = pixel_count.size
+    if inference is None:
+        return SuperpixelStats(pixel_count, np.zeros(s), np.zeros((s, num_classes), dtype=np.int64)), None, ""
+    names = ["pixel_count", "uncertainty_sum", "pred_counts"] + (["mean_prob"] if need_mean_prob else [])
+    fields = read_superpixel_fields(inference, names)
+    if fields["pixel_count"].shape != (s,) or not np.array_equal(fields["pixel_count"], pixel_count):
+        raise InferenceFileError(f"{inference}: its superpixel statistics ({fields['pixel_count'].shape[0]} "
+                                 f"superpixels) were made with other base superpixels than this experiment's ({s}); "
+                                 "delete it to let the workflow rebuild it")
+    if fields["pred_counts"].shape != (s, num_classes):
+        raise InferenceFileError(f"{inference}: pred_counts of shape {fields['pred_counts'].shape}, expected "
+                                 f"({s}, {num_classes})")
+    stats = SuperpixelStats(fields["pixel_count"].astype(np.int64), fields["uncertainty_sum"].astype(np.float64),
+                            fields["pred_counts"].astype(np.int64))
+    return stats, fields.get("mean_prob"), str(fields.attrs.get("model", ""))
+
+
+def round_parent(
+    maps: SuperpixelMaps,
+    stats: SuperpixelStats,
+    mean_prob: np.ndarray | None,
+    eps: float,
+    fraction: float,
+) -> np.ndarray:
+    """Adaptive merge of the base superpixels (``parent``, int64 (S,)); ``arange(S)`` without ``mean_prob``."""
+    if mean_prob is None:
+        return np.arange(maps.num_superpixels, dtype=np.int64)
+    edges = superpixel_edges(maps.labels, maps.offsets[:-1])
+    return adaptive_merge(mean_prob, stats.mean_uncertainty, edges, maps.offsets, eps, fraction)
+
+
+def grouped_bases(query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Base ids covered by a query and their query, grouped by query (ascending ids within one)."""
+    base_id = np.flatnonzero(np.asarray(query) >= 0).astype(np.int64)
+    base_query = np.asarray(query)[base_id].astype(np.int64)
+    order = np.lexsort((base_id, base_query))
+    return base_id[order], base_query[order]
+
+
+def select_superpixel_queries(job: Job) -> Table:
+    """Round ``job.round_index``'s superpixel queries; writes the round's ``regions`` file.
+
+    Raises
+    ------
+    ValueError
+        Every base superpixel was asked already; a strategy or merging without round r-1's dump
+        (``inference``); files that do not match (superpixel file of another size, stale dump).
+    """
+    from alseg.units.superpixel.labels import asked_superpixels
+
+    settings, r, info = job.settings, job.round_index, job.info
+    superpixels = job.file("superpixels")
+    sp = settings["superpixel"]
+    maps = read_pool_superpixels(superpixels, (len(job.stems), info.height, info.width))
+    pixel_count = base_pixel_counts(superpixels)
+    asked = asked_superpixels(job.previous_store(), maps.num_superpixels)
+    strategy = "random" if r == 0 else settings["strategy"]
+    budget = int(settings["initial_budget"] if r == 0 else settings["budget"])
+    merge = r > 0 and bool(sp["merge"])
+    seed = job.seed("select_queries")
+    rng = np.random.default_rng(seed)
+    needs_model = strategy != "random" or merge
+    inference = job.optional_file("inference")
+    if needs_model and inference is None:
+        raise ValueError(f"round {r}: strategy {strategy!r}{' with merging' if merge else ''} needs the previous "
+                         "round's inference dump")
+    stats, mean_prob, model = pool_superpixel_stats(inference if needs_model else None, pixel_count,
+                                                    info.num_classes, merge)
+    parent = np.arange(maps.num_superpixels, dtype=np.int64)
+    if merge:
+        started = time.perf_counter()
+        parent = round_parent(maps, stats, mean_prob, sp["eps"], sp["merge_fraction"])
+        summary = merge_summary(parent, maps.offsets)
+        log(f"round {r}: merged {summary['base_superpixels']} base superpixels into {summary['regions']} regions "
+            f"({summary['bases_per_region']:.2f} per region, eps {sp['eps']}, fraction {sp['merge_fraction']}) "
+            f"in {time.perf_counter() - started:.2f} s")
+    regions = candidate_regions(parent, stats, asked, maps.offsets)
+    if len(regions) == 0:
+        raise ValueError(f"{superpixels}: all {maps.num_superpixels} base superpixels of the pool were asked before "
+                         f"round {r}; lower 'round' or the budget")
+    shares = predicted_class_shares(parent, stats, sp["class_share"]) if strategy == "class_balanced" else None
+    scores = region_scores(regions, strategy, shares, rng)
+    if budget > len(regions):
+        log(f"warning: round {r} asks for {budget} regions but only {len(regions)} have a part never asked; "
+            f"asking {len(regions)}")
+    chosen = select_regions(regions, scores, budget, rng, allow_fewer=True)
+    base_id, base_query = grouped_bases(query_of_base(parent, asked, chosen.region))
+    save_regions(job.file("regions"), RoundRegions(parent=parent, query_region=chosen.region,
+                                                   query_image=chosen.image, base_id=base_id, base_query=base_query,
+                                                   base_pixels=pixel_count[base_id]), r)
+    log(f"round {r}: {len(chosen)} {strategy} superpixel queries ({int(chosen.pixel_count.sum())} px, "
+        f"{base_id.size} base superpixels, {np.unique(chosen.image).size} images; {len(regions)} candidate regions)")
+    return query_table(r, chosen.image, job.stems, "superpixel", strategy, seed, model, superpixel=chosen.region,
+                       score=chosen.score if strategy != "random" else np.full(len(chosen), np.nan),
+                       rank=chosen.rank, pixels=chosen.pixel_count)
