@@ -163,10 +163,10 @@ def _add_human_commands(commands: argparse._SubParsersAction) -> None:
     annotate = commands.add_parser(
         "annotate",
         help="answer a round's queries in a local keyboard-only web page (writes answers.csv)",
-        description="Serve a local page (127.0.0.1) that shows one query at a time: keys 1-9, 0, a, b, ... "
-        "answer a class, y/n a binary query, s or Space skips, Backspace or u undoes. Progress is saved after "
-        "every answer in answers.partial.json; rerun the command to resume. answers.csv is written once "
-        "every query is answered, and never overwritten.",
+        description="Serve a local page (127.0.0.1) that shows one query at a time with the keys that answer it "
+        "(the class keys 1-9, 0, a, b, ..., or what the query's unit asks, such as y/n for a yes-no question); "
+        "s or Space skips, Backspace or u undoes. Progress is saved after every answer in answers.partial.json; "
+        "rerun the command to resume. answers.csv is written once every query is answered, and never overwritten.",
     )
     annotate.add_argument("queries", type=Path, help="the round's queries.csv")
     annotate.add_argument("--dataset", type=Path, required=True, help="prepared dataset (results/datasets/<name>.h5)")
