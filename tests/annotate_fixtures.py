@@ -30,6 +30,7 @@ ITEM_COLUMNS = {
     "pixel": ("image_index", "y", "x"),
     "superpixel": ("image_index", "superpixel"),
     "binary": ("image_index", "class"),
+    "tags": ("image_index",),
 }
 
 
@@ -37,7 +38,7 @@ def write_queries(path: Path, unit: str, items: list[tuple[int, ...]], round_ind
     """Write a ``queries.csv`` of one unit.
 
     ``items`` are ``(image_index, y, x)`` for pixel queries, ``(image_index, superpixel)`` for
-    superpixel queries and ``(image_index, class)`` for binary ones.
+    superpixel queries, ``(image_index, class)`` for binary ones and ``(image_index,)`` for image tags.
     """
     q = len(items)
     table = {c: np.full(q, -1, dtype=np.int64) for c in QUERY_COLUMNS}

@@ -239,6 +239,38 @@ def test_binary_round_answers_yes_no(dataset: Path, tmp_path: Path) -> None:
     check_answers(tmp_path / "answers.csv", {"r1-000000": "yes", "r1-000001": "yes", "r1-000002": "skip"})
 
 
+@needs_browser
+def test_tags_round_toggles_classes_and_submits_the_set(dataset: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    queries = write_queries(tmp_path / "queries.csv", "tags", [(0,), (1,), (2,)])
+    session = AnnotationSession(queries, dataset, annotator="tester")
+    with serving(session) as server, browser() as driver:
+        driver.get(server.url)
+        wait_for_query(driver, "r1-000000")
+        assert "every class present" in driver.find_element("id", "question").text
+        for key in ("4", "2", "7", "7", Keys.BACKSPACE):  # mark 3, 1, 6; unmark 6; take back the mark of 1
+            press(driver, key)
+        marked = driver.execute_script(
+            "return [...document.querySelectorAll('#keymap li.on')].map((li) => li.dataset.answer);")
+        assert marked == ["3"]  # the key list shows what is marked
+        press(driver, "1")
+        press(driver, Keys.ENTER)  # submits 0 and 3
+        wait_for_query(driver, "r1-000001")
+        press(driver, Keys.ENTER)  # nothing marked: Enter does not say "no class is here"
+        time.sleep(0.2)
+        assert body(driver, "query") == "r1-000001" and body(driver, "answered") == "1"
+        for query_id, key in [("r1-000001", "n"), ("r1-000002", Keys.BACKSPACE), ("r1-000001", "3"),
+                              ("r1-000001", Keys.ENTER), ("r1-000002", "s")]:
+            wait_for_query(driver, query_id)
+            press(driver, key)
+        wait_done(driver)
+    rows = read_answers_csv(tmp_path / "answers.csv")
+    assert {qid: (row["answer"], row["clicks"]) for qid, row in rows.items()} == {
+        "r1-000000": ("0;3", "3"), "r1-000001": ("2", "2"), "r1-000002": ("skip", "1")}
+    assert all(row["source"] == "human" and 0 < float(row["seconds"]) < 60 for row in rows.values())
+
+
 @contextlib.contextmanager
 def listening(session: AnnotationSession) -> Iterator[AnnotationServer]:
     """Serve ``session`` in a thread until the block ends (no answers needed)."""

@@ -82,10 +82,16 @@ BINARY_DEFAULTS: dict[str, Any] = {
     "loss": {"absent_weight": 1.0, "presence_weight": 1.0, "lse_r": 20.0},
 }
 
+#: Image tags (``unit: tags``; docs/tags.md): the candidate pool of the ``diverse`` strategy (this many times
+#: the budget, the most uncertain images), and the image-level answer losses, as the binary unit's.
+TAGS_DEFAULTS: dict[str, Any] = {"candidates": 4, "loss": dict(BINARY_DEFAULTS["loss"])}
+
 #: Seconds per answer from the papers (DESIGN.md 2.4): PixelPick's user study, 1.42 s per pixel; a binary
 #: answer 3 s (the middle of the Binary Feedback study's 2-4 s); a full-image mask (``costs.image``, the
 #: dense initial set of binary experiments) 468 s = 7.8 min, the low end of the 7.8-37.5 min range, so
-#: that the saving of cheap queries is not overstated (our images are smaller than those of the studies).
+#: that the saving of cheap queries is not overstated (our images are smaller than those of the studies);
+#: an image's tags 1 s per class of the dataset (Bearman et al., ECCV 2016: 20 s per PASCAL VOC image of 20
+#: classes) and a click per class marked plus the submit.
 BUILTIN_DEFAULTS: dict[str, Any] = {
     "unit": "pixel",
     "strategy": "margin",
@@ -98,9 +104,11 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "acquisition": {"top_percent": 5.0, "mc_passes": 0, "query_void": False},
     "oracle": {"kind": "simulated", "error_rate": 0.0},
     "costs": {"pixel": {"clicks": 1, "seconds": 1.42}, "superpixel": {"clicks": 1, "seconds": 2.0},
-              "binary": {"clicks": 1, "seconds": 3.0}, "image": {"clicks": 1, "seconds": 468.0}},
+              "binary": {"clicks": 1, "seconds": 3.0}, "image": {"clicks": 1, "seconds": 468.0},
+              "tags": {"clicks": 1, "seconds_per_class": 1.0}},
     "superpixel": SUPERPIXEL_DEFAULTS,
     "binary": BINARY_DEFAULTS,
+    "tags": TAGS_DEFAULTS,
     "initial": {"kind": "pixels", "per_image": 10, "images": None},
     "inference": {"batch_size": 8, "device": "auto"},
 }
