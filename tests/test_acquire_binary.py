@@ -286,7 +286,7 @@ def test_baselines_follow_their_rules():
     assert rr.num_images == 2  # random images, each giving C_max random classes
 
 
-# ---- the relaxation's weakness (DESIGN 2.3) --------------------------------------------------------------
+# ---- the relaxation's weakness (docs/binary_queries.md) ---------------------------------------------
 
 
 def two_clusters(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

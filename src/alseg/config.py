@@ -31,7 +31,7 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
     "blur": 0.1,
 }
 
-#: The official PixelPick CamVid schedule (DESIGN.md 2.1). The single source: ``alseg.train`` imports
+#: The official PixelPick CamVid schedule (README, "Models and training"). The single source: ``alseg.train`` imports
 #: it (all keys but ``warm_start``, which the workflow decides).
 TRAINING_DEFAULTS: dict[str, Any] = {
     "epochs": 50,
@@ -86,7 +86,7 @@ BINARY_DEFAULTS: dict[str, Any] = {
 #: the budget, the most uncertain images), and the image-level answer losses, as the binary unit's.
 TAGS_DEFAULTS: dict[str, Any] = {"candidates": 4, "loss": dict(BINARY_DEFAULTS["loss"])}
 
-#: Seconds per answer from the papers (DESIGN.md 2.4): PixelPick's user study, 1.42 s per pixel; a binary
+#: Seconds per answer from the papers (README, "Configuration"; docs/binary_queries.md, docs/tags.md): PixelPick's user study, 1.42 s per pixel; a binary
 #: answer 3 s (the middle of the Binary Feedback study's 2-4 s); a full-image mask (``costs.image``, the
 #: dense initial set of binary experiments) 468 s = 7.8 min, the low end of the 7.8-37.5 min range, so
 #: that the saving of cheap queries is not overstated (our images are smaller than those of the studies);

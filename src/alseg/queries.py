@@ -18,7 +18,7 @@ import numpy as np
 
 from alseg.atomic import atomic_path
 
-#: DESIGN.md section 3, then our additions (``image_index``: position in the pool; ``pixels``: the
+#: The round files' contract (README, "What a round writes"), with our additions (``image_index``: position in the pool; ``pixels``: the
 #: number of pixels a query covers).
 QUERY_COLUMNS = [
     "query_id", "round", "image", "unit", "y", "x", "superpixel", "class",

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from alseg import joblog
 from alseg.batch_loss import _batch_answer_masks, _batch_loss
 from alseg.batches import _Batch, _batches, _epoch_image_order
 from alseg.config import BINARY_DEFAULTS, TRAINING_DEFAULTS
@@ -48,7 +48,7 @@ from alseg.models import build_model, forward_logits, resolve_device
 from alseg.points import PointLabels, _PointsByImage
 from alseg.predict import evaluate
 
-#: Defaults of the training config: the official PixelPick CamVid settings (DESIGN 2.1).
+#: Defaults of the training config: the official PixelPick CamVid settings (README, "Models and training").
 DEFAULT_TRAIN: dict[str, Any] = {k: v for k, v in TRAINING_DEFAULTS.items() if k != "warm_start"}
 
 #: Weights of the binary-answer losses (``absent_weight``, ``presence_weight``) and the log-sum-exp
@@ -56,11 +56,6 @@ DEFAULT_TRAIN: dict[str, Any] = {k: v for k, v in TRAINING_DEFAULTS.items() if k
 DEFAULT_ANSWER_LOSS: dict[str, float] = dict(BINARY_DEFAULTS["loss"])
 
 Log = Callable[[str], None]
-
-
-def log_to_stderr(line: str) -> None:
-    """Default progress sink: one line to stderr, flushed (job logs show it as it happens)."""
-    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -466,7 +461,7 @@ def train_model(
     TrainResult
         With answers, each history entry also has ``answer_loss`` (mean over the batches with answers).
     """
-    log = log or log_to_stderr
+    log = log or joblog.log
     cfg = _merged_train_cfg(train_cfg, log)
     device = resolve_device(device if device is not None else cfg["device"])
     data = _training_data(images, labels, num_classes, answers, answer_loss, log)
