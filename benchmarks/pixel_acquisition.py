@@ -22,8 +22,8 @@ import h5py
 import numpy as np
 
 from alseg.acquire.pixel import eligible_pixels, select_pixels, strategy_scores
-from alseg.config import BUILTIN_DEFAULTS
 from alseg.data import load_split, prepare_dataset
+from alseg.defaults import BUILTIN_DEFAULTS
 from alseg.inference_file import InferenceWriter
 from alseg.labels import LabelStore, add_pixel_answers, save_labels
 from alseg.steps import select_queries

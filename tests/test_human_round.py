@@ -22,8 +22,9 @@ from annotate_fixtures import make_dataset
 from conftest import REPO
 
 from alseg.annotate.progress import progress_path_for
-from alseg.config import BUILTIN_DEFAULTS, deep_merge
+from alseg.config import deep_merge
 from alseg.data import dataset_info, load_split
+from alseg.defaults import BUILTIN_DEFAULTS
 from alseg.human import (
     HumanAnswersError,
     accept_human_answers,

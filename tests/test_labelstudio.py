@@ -14,16 +14,16 @@ import pytest
 from annotate_fixtures import block_regions, make_dataset
 
 from alseg.annotate.labelstudio import UNANSWERED, export_tasks, import_answers
-from alseg.annotate.regions import (
+from alseg.answers import read_answers
+from alseg.cli import main
+from alseg.data import dataset_info
+from alseg.queries import QUERY_COLUMNS, AnswerFileError, query_ids, read_queries, write_table
+from alseg.regions import (
     outline_polygons,
     regions_from_file,
     regions_from_label_maps,
     regions_from_superpixel_file,
 )
-from alseg.answers import read_answers
-from alseg.cli import main
-from alseg.data import dataset_info
-from alseg.queries import QUERY_COLUMNS, AnswerFileError, query_ids, read_queries, write_table
 
 H, W = 24, 32
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from alseg import steps
-from alseg.config import BUILTIN_DEFAULTS, deep_merge
+from alseg.config import deep_merge
 from alseg.data import dataset_info, load_split
 from alseg.data.prepared import prepare_dataset
+from alseg.defaults import BUILTIN_DEFAULTS
 from alseg.labels import LabelStore, load_labels
 from alseg.queries import read_queries
 from alseg.units import Job, labelled_pixels

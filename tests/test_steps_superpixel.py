@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from alseg.acquire.superpixel_stats import superpixel_stats_from_probs
-from alseg.config import BUILTIN_DEFAULTS, ConfigError, deep_merge, resolve_config
+from alseg.config import ConfigError, deep_merge, resolve_config
 from alseg.data import load_split, prepare_dataset
+from alseg.defaults import BUILTIN_DEFAULTS
 from alseg.inference_file import (
     InferenceFileError,
     create_superpixel_group,

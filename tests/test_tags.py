@@ -19,9 +19,10 @@ from conftest import REPO
 from alseg import steps
 from alseg.annotate.labelstudio import export_tasks, import_answers
 from alseg.answers import answer_problems
-from alseg.config import BUILTIN_DEFAULTS, ConfigError, deep_merge, resolve_config
+from alseg.config import ConfigError, deep_merge, resolve_config
 from alseg.data import dataset_info, load_split
 from alseg.data.prepared import prepare_dataset
+from alseg.defaults import BUILTIN_DEFAULTS
 from alseg.labels import LabelStore, load_labels
 from alseg.queries import AnswerFileError, read_queries
 from alseg.units import Job, labelled_pixels

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from alseg.config import AUGMENT_DEFAULTS
+from alseg.defaults import AUGMENT_DEFAULTS
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 if TYPE_CHECKING:
-    from alseg.annotate.regions import RegionSource
+    from alseg.regions import RegionSource
 
 
 def _make_synthetic(args: argparse.Namespace) -> int:
@@ -48,8 +48,8 @@ DEFAULT_PORT = 8765
 def _region_source(args: argparse.Namespace) -> RegionSource | None:
     """The region source of ``--regions`` for the queries' units (None without it): a base superpixel
     file shows each query's merged region when the round's side file is beside ``queries.csv``."""
-    from alseg.annotate.regions import regions_from_file
     from alseg.queries import read_queries
+    from alseg.regions import regions_from_file
     from alseg.units import unit_of_row
 
     if not args.regions:

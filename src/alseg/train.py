@@ -43,7 +43,7 @@ from torch import nn
 from alseg import joblog
 from alseg.batch_loss import _batch_answer_masks, _batch_loss
 from alseg.batches import _Batch, _batches, _epoch_image_order
-from alseg.config import BINARY_DEFAULTS, TRAINING_DEFAULTS
+from alseg.defaults import BINARY_DEFAULTS, TRAINING_DEFAULTS
 from alseg.models import build_model, forward_logits, resolve_device
 from alseg.points import PointLabels, _PointsByImage
 from alseg.predict import evaluate

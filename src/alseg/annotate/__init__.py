@@ -3,7 +3,7 @@
 - :class:`AnnotationSession` (``session``): one round's queries, the answers so far (saved after
   each one in ``answers.partial.json``), ``answers.csv`` once complete;
 - :class:`AnnotationServer` (``server``): the local page and its JSON endpoints, standard library only;
-- :mod:`~alseg.annotate.regions`: where superpixel regions come from (:class:`RegionSource`);
+- :mod:`alseg.regions`: where the region of a query comes from (:class:`RegionSource`), re-exported here;
 - :mod:`~alseg.annotate.labelstudio`: export queries as Label Studio tasks, import its exports.
 
 ``alseg annotate``, ``alseg export-labelstudio`` and ``alseg import-labelstudio`` are the commands;
@@ -19,15 +19,15 @@ from alseg.annotate.keys import (
     class_keys,
 )
 from alseg.annotate.progress import ProgressError, progress_path_for
-from alseg.annotate.regions import (
+from alseg.annotate.server import AnnotationServer
+from alseg.annotate.session import AnnotationError, AnnotationSession
+from alseg.regions import (
     RegionError,
     RegionSource,
     regions_from_file,
     regions_from_label_maps,
     regions_from_superpixel_file,
 )
-from alseg.annotate.server import AnnotationServer
-from alseg.annotate.session import AnnotationError, AnnotationSession
 
 __all__ = [
     "MAX_CLASSES",

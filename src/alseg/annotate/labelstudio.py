@@ -39,10 +39,10 @@ from PIL import Image
 
 from alseg.annotate.pool import PoolImages
 from alseg.annotate.progress import write_answers_csv
-from alseg.annotate.regions import RegionSource
 from alseg.answers import answer_problems, format_problems
 from alseg.atomic import atomic_path, write_json_atomic, write_text_atomic
 from alseg.queries import SKIP, AnswerFileError, read_queries
+from alseg.regions import RegionSource, region_mask
 from alseg.units import ROW_UNITS, QueryUnit, unit_of_row
 
 #: The label of a point or region that is not answered yet.
@@ -72,12 +72,18 @@ def label_lines(classes: Sequence[str]) -> list[str]:
             *(f"    <Label value={quoteattr(name)}/>" for name in classes)]
 
 
-def result_item(item_id: str, control: str, kind: str, shape: tuple[int, int], value: dict[str, Any]
-                ) -> dict[str, Any]:
-    """One item of a task's ``predictions[].result`` on the task's image (``kind``: its result type)."""
+def prediction_items(unit: QueryUnit, query: Mapping[str, Any], k: int, shape: tuple[int, int],
+                     regions: RegionSource | None) -> list[dict[str, Any]]:
+    """The items of a task's ``predictions[].result`` that place query ``k`` on its image, each labelled
+    unanswered (:meth:`~alseg.units.base.QueryUnit.labelstudio_prediction`)."""
     height, width = shape
-    return {"id": item_id, "from_name": control, "type": kind, "to_name": IMAGE_NAME, "original_width": width,
-            "original_height": height, "image_rotation": 0, "value": value}
+    region = region_mask(regions, int(query["image_index"]), int(query["superpixel"]), shape) \
+        if unit.region_resource else None
+    items = unit.labelstudio_prediction(query, shape, region)
+    return [{"id": f"q{k}" if len(items) == 1 and region is None else f"q{k}-{part}",
+             "from_name": unit.labelstudio_name, "type": kind, "to_name": IMAGE_NAME, "original_width": width,
+             "original_height": height, "image_rotation": 0, "value": {**value, kind: [UNANSWERED]}}
+            for part, (kind, value) in enumerate(items)]
 
 
 def labelling_config(classes: Sequence[str], units: set[str]) -> str:
@@ -89,7 +95,7 @@ def labelling_config(classes: Sequence[str], units: set[str]) -> str:
     ]
     for name in ROW_UNITS:
         if name in units:
-            lines += ROW_UNITS[name].labelstudio_control(classes, IMAGE_NAME)
+            lines += ROW_UNITS[name].labelstudio_control(classes, IMAGE_NAME, label_lines(classes))
     lines.append("</View>")
     return "\n".join(lines) + "\n"
 
@@ -129,8 +135,6 @@ def export_tasks(
     height, width = pool.shape
     units = {name: unit_of_row(name) for name in dict.fromkeys(queries["unit"].tolist())}
     if regions is None and any(unit.region_resource for unit in units.values()):
-        from alseg.annotate.regions import region_mask
-
         region_mask(None, 0, 0, (height, width))  # raises: region queries need their regions
     image_dir = out_path.with_name(out_path.stem + "_images")
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +160,7 @@ def export_tasks(
             "alseg_classes": classes,
         }
         task: dict[str, Any] = {"data": data}
-        result = unit.labelstudio_prediction(query, k, (height, width), regions)
+        result = prediction_items(unit, query, k, (height, width), regions)
         if result:
             score = float(queries["score"][k])
             prediction: dict[str, Any] = {"model_version": f"alseg {queries['strategy'][k]}", "result": result}

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from alseg.annotate.regions import RegionError
 from alseg.annotate.session import AnnotationError, AnnotationSession
 from alseg.data import DatasetError
+from alseg.regions import RegionError
 from alseg.units import unit_of_row
 
 HOST = "127.0.0.1"

@@ -33,9 +33,9 @@ from alseg.annotate.progress import (
     save_progress,
     write_answers_csv,
 )
-from alseg.annotate.regions import RegionSource, encode_mask, region_mask
 from alseg.answers import class_range, validate_answers
 from alseg.queries import SKIP, read_queries
+from alseg.regions import RegionSource, encode_mask, region_mask
 from alseg.units import ROW_UNITS, QueryUnit, unit_of_row
 
 _PRELOAD = 3  # images of the next queries the page fetches ahead
@@ -215,7 +215,7 @@ class AnnotationSession:
         return payload
 
     def region(self, index: int) -> dict[str, Any]:
-        """The region of query ``index``, encoded by :func:`~alseg.annotate.regions.encode_mask`."""
+        """The region of query ``index``, encoded by :func:`~alseg.regions.encode_mask`."""
         if not 0 <= index < self.total or not self._unit(index).region_resource:
             raise AnnotationError(f"query {index} names no region")
         mask = region_mask(

@@ -35,9 +35,9 @@ from alseg.queries import SKIP, Table
 from alseg.seeds import step_seed
 
 if TYPE_CHECKING:
-    from alseg.annotate.regions import RegionSource
     from alseg.data import Split
     from alseg.points import PointLabels
+    from alseg.regions import RegionSource
 
 PathLike = str | os.PathLike[str]
 Settings = Mapping[str, Any]
@@ -289,17 +289,20 @@ class QueryUnit(ABC):
         ``--regions FILE``, its dataset ``key``); None: its queries have no region."""
         return None
 
-    def labelstudio_control(self, classes: Sequence[str], image: str) -> list[str]:
-        """The lines of the Label Studio labelling config that answer its queries."""
+    def labelstudio_control(self, classes: Sequence[str], image: str, labels: Sequence[str]) -> list[str]:
+        """The lines of the Label Studio labelling config that answer its queries (a control named
+        :attr:`labelstudio_name` on the image ``image``; ``labels``: the ``<Label>`` lines of the classes, the
+        unanswered mark and ``skip``, for a labels control)."""
         raise ValueError(f"{self.name} queries are not answered in Label Studio")
 
     def labelstudio_question(self, query: Mapping[str, Any], classes: Sequence[str]) -> str:
         """The instruction shown above the image of a task."""
         return ""
 
-    def labelstudio_prediction(self, query: Mapping[str, Any], index: int, shape: tuple[int, int],
-                               regions: RegionSource | None) -> list[dict[str, Any]]:
-        """Result items that place the query on its image (none by default)."""
+    def labelstudio_prediction(self, query: Mapping[str, Any], shape: tuple[int, int], region: np.ndarray | None
+                               ) -> list[tuple[str, dict[str, Any]]]:
+        """What places the query on its image of ``shape`` (H, W), as (result type, value) pairs; the export
+        adds the unanswered label. ``region``: the query's region mask (units with regions). None by default."""
         return []
 
     def labelstudio_answer(self, labels: set[str], classes: Sequence[str]) -> str:

@@ -330,7 +330,7 @@ class BinaryUnit(QueryUnit):
         class_id = int(query["class"])
         return {"class_id": class_id, "class_name": classes[class_id]}
 
-    def labelstudio_control(self, classes: Sequence[str], image: str) -> list[str]:
+    def labelstudio_control(self, classes: Sequence[str], image: str, labels: Sequence[str]) -> list[str]:
         return [f'  <Choices name="{self.labelstudio_name}" toName="{image}" choice="single" showInline="true">',
                 '    <Choice value="yes"/>', '    <Choice value="no"/>', '    <Choice value="skip"/>', "  </Choices>"]
 

@@ -244,24 +244,19 @@ class PixelUnit(QueryUnit):
     def page_query(self, query: Mapping[str, Any], classes: Sequence[str]) -> dict[str, Any]:
         return {"y": int(query["y"]), "x": int(query["x"])}
 
-    def labelstudio_control(self, classes: Sequence[str], image: str) -> list[str]:
-        from alseg.annotate.labelstudio import label_lines
-
+    def labelstudio_control(self, classes: Sequence[str], image: str, labels: Sequence[str]) -> list[str]:
         return [f'  <KeyPointLabels name="{self.labelstudio_name}" toName="{image}" strokeWidth="2" snap="pixel">',
-                *label_lines(classes), "  </KeyPointLabels>"]
+                *labels, "  </KeyPointLabels>"]
 
     def labelstudio_question(self, query: Mapping[str, Any], classes: Sequence[str]) -> str:
         return "Label the point with the class of the pixel under it (or skip)."
 
-    def labelstudio_prediction(self, query: Mapping[str, Any], index: int, shape: tuple[int, int],
-                               regions: Any) -> list[dict[str, Any]]:
-        from alseg.annotate.labelstudio import UNANSWERED, result_item
-
+    def labelstudio_prediction(self, query: Mapping[str, Any], shape: tuple[int, int], region: np.ndarray | None
+                               ) -> list[tuple[str, dict[str, Any]]]:
         height, width = shape
         y, x = int(query["y"]), int(query["x"])
-        value = {"x": 100.0 * (x + 0.5) / width, "y": 100.0 * (y + 0.5) / height, "width": _POINT_WIDTH,
-                 "keypointlabels": [UNANSWERED]}
-        return [result_item(f"q{index}", self.labelstudio_name, "keypointlabels", shape, value)]
+        return [("keypointlabels", {"x": 100.0 * (x + 0.5) / width, "y": 100.0 * (y + 0.5) / height,
+                                    "width": _POINT_WIDTH})]
 
 
 UNIT = PixelUnit()

@@ -275,7 +275,7 @@ class TagsUnit(QueryUnit):
     def answered_clicks(self, answer: str) -> int:
         return 1 + (0 if answer == NONE else len(answer.split(SEPARATOR)))
 
-    def labelstudio_control(self, classes: Sequence[str], image: str) -> list[str]:
+    def labelstudio_control(self, classes: Sequence[str], image: str, labels: Sequence[str]) -> list[str]:
         from xml.sax.saxutils import quoteattr
 
         return [f'  <Choices name="{self.labelstudio_name}" toName="{image}" choice="multiple" showInline="true">',

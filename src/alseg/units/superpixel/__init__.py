@@ -31,7 +31,7 @@ from alseg.units.superpixel.files import superpixel_file_name
 from alseg.units.superpixel.labels import add_superpixel_rows, answer_superpixel_rows
 
 if TYPE_CHECKING:
-    from alseg.annotate.regions import RegionSource
+    from alseg.regions import RegionSource
 
 #: Settings of the base superpixels (round 0 reads only these)
 _BASE_SETTINGS = ("method", "pixels_per_superpixel")
@@ -129,7 +129,7 @@ class SuperpixelUnit(QueryUnit):
                       ) -> RegionSource | None:
         """The regions of ``--regions FILE``; with a base superpixel file and the round's ``regions.npz``
         beside ``queries_path``, each query's region is what its merged region covers."""
-        from alseg.annotate.regions import regions_from_file, regions_from_superpixel_file
+        from alseg.regions import regions_from_file, regions_from_superpixel_file
 
         if regions is None:
             return None
@@ -140,26 +140,21 @@ class SuperpixelUnit(QueryUnit):
             return regions_from_superpixel_file(regions, load_regions(side).members())
         return regions_from_file(regions, key)
 
-    def labelstudio_control(self, classes: Sequence[str], image: str) -> list[str]:
-        from alseg.annotate.labelstudio import label_lines
-
+    def labelstudio_control(self, classes: Sequence[str], image: str, labels: Sequence[str]) -> list[str]:
         return [f'  <PolygonLabels name="{self.labelstudio_name}" toName="{image}" strokeWidth="2" opacity="0.15">',
-                *label_lines(classes), "  </PolygonLabels>"]
+                *labels, "  </PolygonLabels>"]
 
     def labelstudio_question(self, query: Mapping[str, Any], classes: Sequence[str]) -> str:
         return "Label the outlined region with its main class (or skip)."
 
-    def labelstudio_prediction(self, query: Mapping[str, Any], index: int, shape: tuple[int, int],
-                               regions: RegionSource | None) -> list[dict[str, Any]]:
-        from alseg.annotate.labelstudio import UNANSWERED, result_item
-        from alseg.annotate.regions import outline_polygons, region_mask
+    def labelstudio_prediction(self, query: Mapping[str, Any], shape: tuple[int, int], region: np.ndarray | None
+                               ) -> list[tuple[str, dict[str, Any]]]:
+        from alseg.regions import outline_polygons
 
+        assert region is not None
         height, width = shape
-        mask = region_mask(regions, int(query["image_index"]), int(query["superpixel"]), shape)
-        return [result_item(f"q{index}-{part}", self.labelstudio_name, "polygonlabels", shape,
-                            {"points": [[100.0 * px / width, 100.0 * py / height] for px, py in polygon],
-                             "closed": True, "polygonlabels": [UNANSWERED]})
-                for part, polygon in enumerate(outline_polygons(mask))]
+        return [("polygonlabels", {"points": [[100.0 * px / width, 100.0 * py / height] for px, py in polygon],
+                                   "closed": True}) for polygon in outline_polygons(region)]
 
 
 def _is_base_superpixel_file(path: Path) -> bool:

@@ -179,7 +179,7 @@ class RoundRegions:
         return query
 
     def members(self) -> dict[int, np.ndarray]:
-        """Region id -> the base ids its query covers (what :func:`alseg.annotate.regions_from_superpixel_file`
+        """Region id -> the base ids its query covers (what :func:`alseg.regions_from_superpixel_file`
         takes as ``members``)."""
         starts = np.searchsorted(self.base_query, np.arange(self.num_queries + 1))
         return {int(self.query_region[q]): self.base_id[starts[q]:starts[q + 1]] for q in range(self.num_queries)}

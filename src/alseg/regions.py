@@ -1,6 +1,7 @@
-"""Where the region of a superpixel query comes from, and how it is drawn.
+"""Where the region of a query comes from, and how it is drawn.
 
-A superpixel query names a region by ``(image_index, superpixel)``. The annotation page and the Label
+A query of a unit with regions (superpixel queries) names its region by ``(image_index, superpixel)``:
+the ``superpixel`` column of ``queries.csv`` is the region's id. The annotation page and the Label
 Studio export get the region's pixels from a :class:`RegionSource`: any callable
 ``source(image_index, region) -> bool mask (H, W)``. Two are built in:
 
