@@ -2,7 +2,7 @@
 
 Copies the workflow (Snakefile, config.yaml, rules/, scripts/, workflow/, envs/) into a fresh folder,
 runs ``snakemake --cores 8 --config round=R`` there with the package as installed, and reads the
-``timing:`` line that every job writes to its log (:func:`alseg.steps.logged_step`):
+``timing:`` line that every job writes to its log (:func:`alseg.joblog.logged_step`):
 
 - *start-up*: from the job's process start to the step's first line (interpreter, Snakemake's script
   preamble, ``alseg`` imports);

@@ -29,20 +29,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 def retrain(results: Path, experiment: str, round_index: int, override: dict, out: Path) -> dict:
     """Train round ``round_index`` of ``experiment`` again with ``override`` merged into its training."""
-    from alseg import steps
+    from alseg import model_job, plan
     from alseg.config import deep_merge, resolve_config
 
-    steps.limit_threads(1)
-    config = yaml.safe_load((results.parent / "config.yaml").read_text())
-    settings = resolve_config(config)["experiments"][experiment]
-    settings = deep_merge(settings, {"training": override})
-    dataset = results / "datasets" / f"{settings['dataset']}.h5"
-    labels = results / experiment / f"round_{round_index}" / "labels.npz"
+    model_job.limit_threads(1)
+    workdir = results.parent
+    config = resolve_config(yaml.safe_load((workdir / "config.yaml").read_text()))
+    settings = deep_merge(plan.train_settings(config, experiment, round_index), {"training": override})
+    files = {name: workdir / path for name, path in plan.train_inputs(config, experiment, round_index).items()
+             if not name.startswith("twin_")}  # retrain: never copy a twin's model
+    dataset, labels = files.pop("dataset"), files.pop("labels")
     started = time.perf_counter()
-    steps.train(dataset, labels, settings, round_index, out / "model.pt", out / "train_log.json")
-    metrics = steps.evaluate(dataset, out / "model.pt", labels, experiment, settings, round_index, out / "metrics.json")
+    model_job.train(dataset, labels, settings, round_index, out / "model.pt", out / "train_log.json", **files)
+    scores = model_job.evaluate(dataset, out / "model.pt", settings, round_index, out / "evaluation.json")
     log = json.loads((out / "train_log.json").read_text())
-    return {"miou": metrics["miou"], "best_epoch": log["best_epoch"], "last_loss": log["history"][-1]["loss"],
+    return {"miou": scores["miou"], "best_epoch": log["best_epoch"], "last_loss": log["history"][-1]["loss"],
             "seconds": time.perf_counter() - started}
 
 

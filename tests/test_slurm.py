@@ -26,7 +26,7 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm-ci"
 
 # The contract with rules/*.smk: these steps hold a GPU, these run inside Snakemake (localrules).
 GPU_RULES = {"train"}
-LOCAL_RULES = {"select_queries", "answer_queries", "update_labels", "learning_curve", "compare"}
+LOCAL_RULES = {"select_queries", "answer_queries", "update_labels", "metrics", "learning_curve", "compare"}
 
 pytestmark = [
     pytest.mark.slurm,
