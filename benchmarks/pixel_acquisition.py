@@ -25,8 +25,9 @@ from alseg.acquire.pixel import eligible_pixels, select_pixels, strategy_scores
 from alseg.data import load_split, prepare_dataset
 from alseg.defaults import BUILTIN_DEFAULTS
 from alseg.inference_file import InferenceWriter
-from alseg.labels import LabelStore, add_pixel_answers, save_labels
+from alseg.labels import LabelStore, save_labels
 from alseg.steps import select_queries
+from alseg.units.pixel import add_pixel_answers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +65,7 @@ def main() -> None:
     first = select_pixels(None, np.ones((n, h, w), bool), 10, 0, np.random.default_rng(1))
     labels = work / "labels.npz"
     save_labels(labels, add_pixel_answers(LabelStore(), 0, first.image, first.y, first.x,
-                                          pool.masks[first.image, first.y, first.x].astype(int), 0, 0))
+                                          pool.masks[first.image, first.y, first.x].astype(int)))
     experiment = {**BUILTIN_DEFAULTS, "initial_budget": 10}
 
     results: list[tuple[str, float]] = []
