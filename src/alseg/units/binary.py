@@ -22,14 +22,8 @@ from alseg.acquire.binary import binary_scores, select_binary
 from alseg.joblog import log
 from alseg.labels import LabelStore
 from alseg.queries import SKIP, Table, query_table
-from alseg.units.base import Job, QueryUnit, SimulatedAnswers, TrainingTargets, fixed_cost
-from alseg.units.initial import (
-    initial_problems,
-    initial_queries,
-    initial_round0_key,
-    initial_row_unit,
-    initial_settings,
-)
+from alseg.units.base import Job, SimulatedAnswers, TrainingTargets, fixed_cost
+from alseg.units.initial import InitialSetUnit
 
 BINARY_ANSWERS = ("yes", "no")
 
@@ -247,7 +241,7 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-class BinaryUnit(QueryUnit):
+class BinaryUnit(InitialSetUnit):
     name = "binary"
     row_unit = "binary"
     strategies = ("lp", "greedy", "milp", "rr", "ee")
@@ -257,18 +251,7 @@ class BinaryUnit(QueryUnit):
     labelstudio_name = "answer"
     dump_groups = ("image",)
 
-    def config_problems(self, experiment: Mapping[str, Any]) -> list[str]:
-        return initial_problems(experiment)
-
-    def round0_key(self, experiment: Mapping[str, Any]) -> Any:
-        return initial_round0_key(experiment)
-
-    def asks(self, experiment: Mapping[str, Any], round_index: int) -> tuple[str, ...]:
-        return (initial_row_unit(experiment["initial"]),) if round_index == 0 else (self.row_unit,)
-
-    def select_settings(self, experiment: Mapping[str, Any], round_index: int) -> dict[str, Any]:
-        if round_index == 0:
-            return initial_settings(experiment)
+    def select_settings_after_round0(self, experiment: Mapping[str, Any], round_index: int) -> dict[str, Any]:
         selection = {key: value for key, value in experiment["binary"].items() if key != "loss"}
         return {**{key: experiment[key] for key in ("unit", "seed", "dataset", "strategy", "budget")},
                 "binary": selection}
@@ -279,8 +262,8 @@ class BinaryUnit(QueryUnit):
     def select_reads_dump(self, experiment: Mapping[str, Any], round_index: int) -> bool:
         return round_index > 0
 
-    def select(self, job: Job) -> Table:
-        return initial_queries(job) if job.round_index == 0 else select_binary_queries(job)
+    def select_after_round0(self, job: Job) -> Table:
+        return select_binary_queries(job)
 
     def answer(self, job: Job, queries: Table, rng: np.random.Generator) -> SimulatedAnswers:
         info = job.info

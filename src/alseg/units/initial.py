@@ -14,13 +14,14 @@ training treat it like any round of that unit:
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from alseg.queries import Table
-from alseg.units.base import Job
+from alseg.units.base import Job, QueryUnit
 from alseg.units.full import image_queries
 from alseg.units.pixel import select_pixel_queries
 
@@ -80,3 +81,34 @@ def initial_queries(job: Job) -> Table:
                                     job.settings["acquisition"]["query_void"])
     images = dense_initial_images(len(job.stems), initial.get("images"), job.seed("select_queries"))
     return image_queries(job, images)
+
+
+class InitialSetUnit(QueryUnit):
+    """A query unit whose round 0 is the initial labelled set (``initial``) and whose own queries start in
+    round 1 (binary questions, image tags): it implements :meth:`select_after_round0` and
+    :meth:`select_settings_after_round0`."""
+
+    def config_problems(self, experiment: Mapping[str, Any]) -> list[str]:
+        return initial_problems(experiment)
+
+    def round0_key(self, experiment: Mapping[str, Any]) -> Any:
+        return initial_round0_key(experiment)
+
+    def asks(self, experiment: Mapping[str, Any], round_index: int) -> tuple[str, ...]:
+        return (initial_row_unit(experiment["initial"]),) if round_index == 0 else (self.row_unit,)
+
+    def select_settings(self, experiment: Mapping[str, Any], round_index: int) -> dict[str, Any]:
+        if round_index == 0:
+            return initial_settings(experiment)
+        return self.select_settings_after_round0(experiment, round_index)
+
+    def select(self, job: Job) -> Table:
+        return initial_queries(job) if job.round_index == 0 else self.select_after_round0(job)
+
+    @abstractmethod
+    def select_settings_after_round0(self, experiment: Mapping[str, Any], round_index: int) -> dict[str, Any]:
+        """The settings its own selection reads (rounds >= 1)."""
+
+    @abstractmethod
+    def select_after_round0(self, job: Job) -> Table:
+        """Its own queries (rounds >= 1)."""

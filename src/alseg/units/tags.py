@@ -35,15 +35,9 @@ from alseg.acquire.pixel import top_k_with_random_ties
 from alseg.joblog import log
 from alseg.labels import LabelStore
 from alseg.queries import SKIP, Table, query_table
-from alseg.units.base import Job, QueryUnit, SimulatedAnswers, TrainingTargets
+from alseg.units.base import Job, SimulatedAnswers, TrainingTargets
 from alseg.units.binary import answer_matrix, class_presence_from_masks
-from alseg.units.initial import (
-    initial_problems,
-    initial_queries,
-    initial_round0_key,
-    initial_row_unit,
-    initial_settings,
-)
+from alseg.units.initial import InitialSetUnit
 
 #: The answer of an image with no class of the dataset
 NONE = "none"
@@ -192,7 +186,7 @@ def add_tags_answers(store: LabelStore, round_index: int, images: np.ndarray, pr
     )
 
 
-class TagsUnit(QueryUnit):
+class TagsUnit(InitialSetUnit):
     name = "tags"
     row_unit = "tags"
     strategies = ("random", "entropy", "diverse")
@@ -202,18 +196,7 @@ class TagsUnit(QueryUnit):
     labelstudio_name = "tags"
     dump_groups = ("image",)
 
-    def config_problems(self, experiment: Mapping[str, Any]) -> list[str]:
-        return initial_problems(experiment)
-
-    def round0_key(self, experiment: Mapping[str, Any]) -> Any:
-        return initial_round0_key(experiment)
-
-    def asks(self, experiment: Mapping[str, Any], round_index: int) -> tuple[str, ...]:
-        return (initial_row_unit(experiment["initial"]),) if round_index == 0 else (self.row_unit,)
-
-    def select_settings(self, experiment: Mapping[str, Any], round_index: int) -> dict[str, Any]:
-        if round_index == 0:
-            return initial_settings(experiment)
+    def select_settings_after_round0(self, experiment: Mapping[str, Any], round_index: int) -> dict[str, Any]:
         chosen = {key: experiment[key] for key in ("unit", "seed", "dataset", "strategy", "budget")}
         return {**chosen, "tags": {"candidates": experiment["tags"]["candidates"]}}
 
@@ -223,8 +206,8 @@ class TagsUnit(QueryUnit):
     def select_reads_dump(self, experiment: Mapping[str, Any], round_index: int) -> bool:
         return round_index > 0 and experiment["strategy"] != "random"
 
-    def select(self, job: Job) -> Table:
-        return initial_queries(job) if job.round_index == 0 else select_tags_queries(job)
+    def select_after_round0(self, job: Job) -> Table:
+        return select_tags_queries(job)
 
     def answer(self, job: Job, queries: Table, rng: np.random.Generator) -> SimulatedAnswers:
         info = job.info
