@@ -15,6 +15,7 @@ from alseg.region_stats import (
 )
 from alseg.superpixel_methods import (
     SEEDS_DEFAULTS,
+    compute_superpixels,
     map_seeds,
     oracle_superpixels,
     relabel_contiguous,
@@ -23,12 +24,7 @@ from alseg.superpixel_methods import (
     seeds_request_for_size,
     seeds_superpixels,
 )
-from alseg.superpixels import (
-    SuperpixelFileError,
-    compute_superpixels,
-    image_of_superpixel,
-    read_superpixels,
-)
+from alseg.superpixels import SuperpixelFileError, image_of_superpixel, read_superpixels
 
 
 def _textured_image(seed: int, height: int = 96, width: int = 128) -> np.ndarray:

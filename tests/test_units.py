@@ -141,8 +141,11 @@ def test_no_module_over_500_lines():
     assert not long, f"modules over 500 lines: {long}"
 
 
-def test_bookkeeping_steps_do_not_import_torch():
+def test_bookkeeping_steps_do_not_import_torch_nor_superpixel_computing():
+    """Every bookkeeping job pays its imports: torch (~1.5 s) and the superpixel methods (scikit-image,
+    scipy.ndimage: ~0.7 s) belong to the jobs that use them."""
     code = ("import sys, alseg.steps, alseg.plan, alseg.answers, alseg.human, alseg.config, alseg.annotate, "
-            "alseg.annotate.labelstudio, alseg.units; sys.exit('torch' in sys.modules)")
+            "alseg.annotate.labelstudio, alseg.units; "
+            "sys.exit(','.join(m for m in ('torch', 'alseg.superpixel_methods') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
-    assert done.returncode == 0, "a bookkeeping step imports torch (every job would pay ~1.5 s): " + done.stderr
+    assert done.returncode == 0, "a bookkeeping step imports what it does not use: " + done.stderr

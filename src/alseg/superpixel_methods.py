@@ -14,14 +14,18 @@ the pool's superpixel file (global ids, offsets) is :mod:`alseg.superpixels`' jo
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
 from skimage.measure import label as connected_components
+
+from alseg.superpixels import METHODS, write_superpixels
 
 # --------------------------------------------------------------------------------------------------
 # SEEDS
@@ -241,3 +245,58 @@ def oracle_superpixels(mask: np.ndarray) -> tuple[np.ndarray, int]:
         raise ValueError(f"expected a mask of shape (H, W), got {mask.shape}")
     components = connected_components(mask.astype(np.int64), background=-1, connectivity=1)
     return (components - 1).astype(np.int32), int(components.max())
+
+
+def compute_superpixels(
+    path: str | os.PathLike[str],
+    images: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+    method: str = "seeds",
+    pixels_per_superpixel: float = 256,
+    params: SeedsParams = SEEDS_DEFAULTS,
+    attrs: dict[str, Any] | None = None,
+    workers: int = 1,
+) -> np.ndarray:
+    """Compute the base superpixels of a pool and write them to ``path``.
+
+    Parameters
+    ----------
+    path : path
+    images : ndarray of uint8, shape (N, H, W, 3), optional
+        RGB pool images (needed for ``seeds``).
+    masks : ndarray of int, shape (N, H, W), optional
+        Ground truth (needed for ``oracle``).
+    method : {"seeds", "oracle"}
+    pixels_per_superpixel : float
+        SEEDS average size (ignored by ``oracle``).
+    params : SeedsParams
+    attrs : dict, optional
+        Extra attributes to store.
+    workers : int
+        SEEDS threads (the maps do not depend on it).
+
+    Returns
+    -------
+    offsets : ndarray of int64, shape (N + 1,)
+    """
+    extra = dict(attrs or {})
+    if method == "seeds":
+        if images is None:
+            raise ValueError("SEEDS superpixels need the images")
+        n, height, width = images.shape[:3]
+        request = seeds_request_for_size(width, height, float(pixels_per_superpixel), params.num_levels)
+        grid = seeds_grid_count(width, height, request, params.num_levels)
+        extra.update(pixels_per_superpixel=pixels_per_superpixel, seeds=asdict(params), seeds_request=request,
+                     seeds_grid=grid, input="per-channel equalizeHist RGB -> HSV_FULL uint8")
+        maps: Iterator[tuple[np.ndarray, int]] = map_seeds(images, pixels_per_superpixel, params, workers)
+        bound: int | None = grid
+    elif method == "oracle":
+        if masks is None:
+            raise ValueError("oracle superpixels need the ground-truth masks")
+        n, height, width = masks.shape
+        extra.update(connectivity=4, ignore="own components")
+        maps = (oracle_superpixels(masks[i]) for i in range(n))
+        bound = None
+    else:
+        raise ValueError(f"unknown superpixel method {method!r}; expected one of {METHODS}")
+    return write_superpixels(path, maps, n, height, width, method, max_per_image=bound, attrs=extra)

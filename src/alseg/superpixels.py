@@ -6,8 +6,9 @@ A *global* superpixel id numbers every superpixel of the pool: ``offsets[i] + lo
 ``offsets[N] = S``. Global ids of one image are contiguous, so per-superpixel arrays of a batch of
 images concatenate in pool order.
 
-Computing the maps (SEEDS, oracle components) is :mod:`alseg.superpixel_methods`; statistics of
-per-pixel arrays over regions are :mod:`alseg.region_stats`. Torch-free.
+Computing the maps (SEEDS, oracle components) and writing them is :mod:`alseg.superpixel_methods`
+(OpenCV, scikit-image: imported only by the step that computes them); statistics of per-pixel arrays
+over regions are :mod:`alseg.region_stats`. Torch-free.
 
 The file (``superpixels.h5``; the table is in ``docs/superpixels.md``):
 
@@ -28,8 +29,8 @@ attrs                                    ``format`` = ``alseg-superpixels``, ``v
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,6 @@ import numpy as np
 
 from alseg.atomic import atomic_path
 from alseg.h5attrs import _attr_value, _decode_attr
-from alseg.superpixel_methods import (
-    SEEDS_DEFAULTS,
-    SeedsParams,
-    map_seeds,
-    oracle_superpixels,
-    seeds_grid_count,
-    seeds_request_for_size,
-)
 
 FILE_FORMAT = "alseg-superpixels"
 FILE_VERSION = 1
@@ -184,61 +177,6 @@ def write_superpixels(
         for key, value in all_attrs.items():
             h5.attrs[key] = _attr_value(value)
     return offsets
-
-
-def compute_superpixels(
-    path: str | os.PathLike[str],
-    images: np.ndarray | None = None,
-    masks: np.ndarray | None = None,
-    method: str = "seeds",
-    pixels_per_superpixel: float = 256,
-    params: SeedsParams = SEEDS_DEFAULTS,
-    attrs: dict[str, Any] | None = None,
-    workers: int = 1,
-) -> np.ndarray:
-    """Compute the base superpixels of a pool and write them to ``path``.
-
-    Parameters
-    ----------
-    path : path
-    images : ndarray of uint8, shape (N, H, W, 3), optional
-        RGB pool images (needed for ``seeds``).
-    masks : ndarray of int, shape (N, H, W), optional
-        Ground truth (needed for ``oracle``).
-    method : {"seeds", "oracle"}
-    pixels_per_superpixel : float
-        SEEDS average size (ignored by ``oracle``).
-    params : SeedsParams
-    attrs : dict, optional
-        Extra attributes to store.
-    workers : int
-        SEEDS threads (the maps do not depend on it).
-
-    Returns
-    -------
-    offsets : ndarray of int64, shape (N + 1,)
-    """
-    extra = dict(attrs or {})
-    if method == "seeds":
-        if images is None:
-            raise ValueError("SEEDS superpixels need the images")
-        n, height, width = images.shape[:3]
-        request = seeds_request_for_size(width, height, float(pixels_per_superpixel), params.num_levels)
-        grid = seeds_grid_count(width, height, request, params.num_levels)
-        extra.update(pixels_per_superpixel=pixels_per_superpixel, seeds=asdict(params), seeds_request=request,
-                     seeds_grid=grid, input="per-channel equalizeHist RGB -> HSV_FULL uint8")
-        maps: Iterator[tuple[np.ndarray, int]] = map_seeds(images, pixels_per_superpixel, params, workers)
-        bound: int | None = grid
-    elif method == "oracle":
-        if masks is None:
-            raise ValueError("oracle superpixels need the ground-truth masks")
-        n, height, width = masks.shape
-        extra.update(connectivity=4, ignore="own components")
-        maps = (oracle_superpixels(masks[i]) for i in range(n))
-        bound = None
-    else:
-        raise ValueError(f"unknown superpixel method {method!r}; expected one of {METHODS}")
-    return write_superpixels(path, maps, n, height, width, method, max_per_image=bound, attrs=extra)
 
 
 def read_superpixels(

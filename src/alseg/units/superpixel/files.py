@@ -27,7 +27,7 @@ from alseg.atomic import atomic_path
 from alseg.data import dataset_info, load_split
 from alseg.joblog import log
 from alseg.queries import Table
-from alseg.superpixels import SuperpixelFileError, SuperpixelMaps, compute_superpixels, read_superpixels
+from alseg.superpixels import SuperpixelFileError, SuperpixelMaps, read_superpixels
 
 PathLike = str | os.PathLike[str]
 
@@ -76,6 +76,8 @@ def compute_base_superpixels(
     workers : int
         SEEDS threads (the maps do not depend on it).
     """
+    from alseg.superpixel_methods import compute_superpixels  # OpenCV and scikit-image: this step only
+
     info = dataset_info(dataset)
     pool = load_split(dataset, "train")
     started = time.perf_counter()
