@@ -366,3 +366,24 @@ def test_config_checks_the_strategy_of_the_unit() -> None:
     config["experiments"]["sp"]["superpixel"] = {"merge": True, "sieve": True}
     merged = resolve_config(config)["experiments"]["sp"]
     assert merged["superpixel"]["eps"] == 0.1 and merged["costs"]["superpixel"]["clicks"] == 1
+
+
+def test_people_see_the_merged_region_each_query_asks(pool) -> None:
+    """alseg annotate --regions <base superpixel file>: with the round's regions.npz beside queries.csv, a
+    query's region is the part of its merged region it asks, not only its seed superpixel."""
+    from alseg.queries import read_queries
+    from alseg.units.superpixel import UNIT
+
+    exp = experiment(merge=True, eps=0.3)
+    d0, _ = run_round(pool, exp, 0)
+    inference = pool["root"] / "inference_people.h5"
+    fake_inference(inference, pool["maps"], smooth_probs(0))
+    d1, q1 = run_round(pool, exp, 1, previous=d0 / "labels.npz", inference=inference)
+    source = UNIT.region_source(d1 / "queries.csv", pool["superpixels"])
+    table, members, maps = read_queries(d1 / "queries.csv"), load_regions(d1 / "regions.npz").members(), pool["maps"]
+    assert max(len(m) for m in members.values()) > 1  # some query asks a merged region
+    for k in range(q1):
+        i, region = int(table["image_index"][k]), int(table["superpixel"][k])
+        expected = np.isin(maps.labels[i].astype(np.int64) + maps.offsets[i], members[region])
+        np.testing.assert_array_equal(source(i, region), expected)
+    assert UNIT.region_source(d1 / "queries.csv", None) is None
