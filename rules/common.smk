@@ -30,7 +30,7 @@ def unit_round_targets():
 # By default a model job claims all of Snakemake's cores, so model jobs run one at a time (right for
 # big models). `model_threads: k` gives each k threads and lets Snakemake run several side by side:
 # faster for small models on a few cores (BENCHMARKS.md, section 6). Each job uses at most the cores
-# it may run on (alseg.steps.limit_threads), with passive OpenMP threads.
+# it may run on (alseg.model_job.limit_threads), with passive OpenMP threads.
 try:
     MODEL_THREADS = CFG["model_threads"] or workflow.cores
 except WorkflowError:  # cluster execution has no --cores: every job gets its own allocation
@@ -48,13 +48,8 @@ def wc_round(wc):
     return int(wc.r)
 
 
-def inputs_of(plan_function):
-    """Input function: the named files of a step (alseg.plan), for unpack()."""
-    return lambda wc: plan_function(CFG, wc.exp, wc_round(wc))
-
-
-def settings_of(plan_function):
-    """Params function: the settings a step reads (alseg.plan)."""
+def from_plan(plan_function):
+    """Input (for unpack) or params function of a round's step: what alseg.plan says it reads."""
     return lambda wc: plan_function(CFG, wc.exp, wc_round(wc))
 
 

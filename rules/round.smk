@@ -18,14 +18,14 @@ for side, side_experiments in plan.side_file_groups(CFG).items():
             "select_queries" + "".join(f"_with_{name}" for name, _ in side)
         localrule: True
         input:
-            unpack(kept_if_answered(inputs_of(plan.select_inputs))),
+            unpack(kept_if_answered(from_plan(plan.select_inputs))),
         output:
             queries=round_output("queries.csv"),
             **{name: round_output(file) for name, file in side},
         wildcard_constraints:
             exp=wildcard_pattern(side_experiments),
         params:
-            settings=settings_of(plan.select_settings),
+            settings=from_plan(plan.select_settings),
             version=query_version,
         log:
             round_log("select_queries"),
@@ -43,7 +43,7 @@ rule answer_queries:
     output:
         round_output("answers.csv"),
     params:
-        settings=settings_of(plan.answer_settings),
+        settings=from_plan(plan.answer_settings),
         version=CODE_VERSION,
     log:
         round_log("answer_queries"),
@@ -55,7 +55,7 @@ rule answer_queries:
 
 rule update_labels:
     input:
-        unpack(inputs_of(plan.update_inputs)),
+        unpack(from_plan(plan.update_inputs)),
     output:
         round_output("labels.npz"),
     params:
@@ -77,14 +77,14 @@ rule train:
     Round 0 of an experiment with a round-0 twin (config share_round0) copies the twin's model when
     the training inputs are identical."""
     input:
-        unpack(inputs_of(plan.train_inputs)),
+        unpack(from_plan(plan.train_inputs)),
     output:
         model=round_output("model.pt"),
         log=round_output("train_log.json"),
         evaluation=round_output("evaluation.json"),
         inference=round_output("inference.h5"),
     params:
-        settings=settings_of(plan.train_settings),
+        settings=from_plan(plan.train_settings),
         version=CODE_VERSION,
     threads: MODEL_THREADS
     resources:
