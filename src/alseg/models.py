@@ -10,6 +10,12 @@ Every model built here has the same shape of interface, which the trainer and th
   MC-dropout (:func:`enable_mc_dropout`) has a stochastic layer in every model. In smp models it is applied
   by a forward pre-hook on ``segmentation_head`` and holds no parameters, so state dict keys stay those of
   the plain smp model and smp checkpoints load as they are.
+- ``model.input_statistics`` (``encoder: efficientnet_lite0`` only): re-normalises the batch from the
+  pipeline's ImageNet statistics to those of the encoder's weights, by a forward pre-hook on the encoder
+  and without state (:mod:`alseg.pretrained`; docs/models.md).
+
+``weights: imagenet`` loads ImageNet weights into the encoder: EfficientNet-Lite0's from an installed
+package, any other encoder's by smp's download (a clear error without a network; docs/models.md).
 
 segmentation-models-pytorch is imported only when an smp model is asked for: importing it costs seconds, and
 workflow steps that need only the small U-Net (or no model at all) must not pay for it.
@@ -26,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alseg import pretrained
 from alseg.atomic import atomic_path
 
 #: Name of the pure-torch model; every other name goes to ``segmentation_models_pytorch.create_model``.
@@ -148,19 +155,29 @@ class _ApplyBefore:
         return (self.module(args[0]), *args[1:])
 
 
-def _build_smp_model(name: str, cfg: dict[str, Any], num_classes: int) -> nn.Module:
+def _build_smp_model(name: str, cfg: dict[str, Any], num_classes: int, load_pretrained: bool) -> nn.Module:
     import segmentation_models_pytorch as smp  # lazy: seconds to import, see module docstring
 
     encoder = cfg.get("encoder") or DEFAULT_ENCODERS.get(name, FALLBACK_ENCODER)
+    smp_encoder = pretrained.PACKAGED_SMP_ENCODER if encoder == pretrained.PACKAGED_ENCODER else encoder
+    weights = cfg.get("weights") if load_pretrained else None
     extra_kwargs = dict(cfg.get("smp_kwargs") or {})
     try:
-        model = smp.create_model(
-            name, encoder_name=encoder, encoder_weights=None, in_channels=3, classes=num_classes, **extra_kwargs
-        )
-    except KeyError as err:  # smp lists the architectures it knows in the message
-        raise ValueError(f"unknown model name {cfg.get('name')!r}: {err}") from None
+        with pretrained.download_errors(encoder):
+            model = smp.create_model(name, encoder_name=smp_encoder, in_channels=3, classes=num_classes,
+                                     encoder_weights=pretrained.smp_weights_argument(encoder, weights),
+                                     **extra_kwargs)
+    except KeyError as err:  # smp lists the architectures (or encoder weights) it knows in the message
+        raise ValueError(f"unknown model name {cfg.get('name')!r} or encoder {encoder!r} with weights "
+                         f"{weights!r}: {err}") from None
+    if weights == pretrained.IMAGENET and encoder == pretrained.PACKAGED_ENCODER:
+        pretrained.load_packaged_lite0(model.encoder)
     model.head_dropout = nn.Dropout2d(float(cfg.get("dropout", 0.1)))
     model.segmentation_head.register_forward_pre_hook(_ApplyBefore(model.head_dropout))
+    statistics = pretrained.input_statistics(encoder)
+    if statistics is not None:
+        model.input_statistics = statistics
+        model.encoder.register_forward_pre_hook(_ApplyBefore(statistics))
     return model
 
 
@@ -169,7 +186,7 @@ def _build_smp_model(name: str, cfg: dict[str, Any], num_classes: int) -> nn.Mod
 # ----------------------------------------------------------------------------------------------------------
 
 
-def build_model(cfg: dict[str, Any], num_classes: int) -> nn.Module:
+def build_model(cfg: dict[str, Any], num_classes: int, load_pretrained: bool = True) -> nn.Module:
     """Build a segmentation model from its config.
 
     Parameters
@@ -180,19 +197,32 @@ def build_model(cfg: dict[str, Any], num_classes: int) -> nn.Module:
         ``resnet50`` for fpn). ``weights``: None or a local file holding a whole-model or an encoder state
         dict (detected). ``dropout``: probability of the Dropout2d before the classifier (default 0.1).
         ``width``, ``levels``: small U-Net base channels (default 16) and depth (default 3).
-        ``smp_kwargs``: extra keyword arguments for ``smp.create_model``. smp models are always built with
-        ``encoder_weights=None``: nothing is downloaded.
+        ``smp_kwargs``: extra keyword arguments for ``smp.create_model``. ``weights: imagenet`` (smp models):
+        ImageNet encoder weights, installed for ``encoder: efficientnet_lite0`` (smp's
+        ``tu-tf_efficientnet_lite0``), downloaded by smp for the others (:mod:`alseg.pretrained`); without
+        it nothing is downloaded.
     num_classes : int
         Number of output channels C.
+    load_pretrained : bool
+        Load ``weights`` (False: the architecture only, e.g. to load a saved state into).
 
     Returns
     -------
     torch.nn.Module
         The model, on the CPU, in training mode, randomly initialised unless ``weights`` is set.
+
+    Raises
+    ------
+    alseg.pretrained.PretrainedWeightsUnavailable
+        ``weights: imagenet`` of an encoder whose download fails (no network, nothing cached).
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     name = str(cfg.get("name", SMALL_UNET)).lower()
+    named_weights = cfg.get("weights") == pretrained.IMAGENET
+    if name == SMALL_UNET and named_weights:
+        raise ValueError(f"model {SMALL_UNET!r} has no ImageNet weights (weights: {pretrained.IMAGENET} needs an "
+                         f"smp model, e.g. name: deeplabv3plus, encoder: {pretrained.PACKAGED_ENCODER})")
     if name == SMALL_UNET:
         model: nn.Module = SmallUNet(
             num_classes,
@@ -201,8 +231,8 @@ def build_model(cfg: dict[str, Any], num_classes: int) -> nn.Module:
             dropout=float(cfg.get("dropout", 0.1)),
         )
     else:
-        model = _build_smp_model(name, cfg, num_classes)
-    if cfg.get("weights"):
+        model = _build_smp_model(name, cfg, num_classes, load_pretrained)
+    if load_pretrained and cfg.get("weights") and not named_weights:
         load_weights(model, cfg["weights"])
     return model
 
