@@ -2,7 +2,11 @@
 
     snakemake --cores 8 --config round=10
 
-runs rounds 0..10 of every experiment in config.yaml and compares them (see README.md).
+runs rounds 0..10 of every experiment in config.yaml and compares them (see README.md);
+
+    snakemake --cores 8 --configfile my.yaml
+
+runs those of my.yaml instead: config.yaml is read only when no --configfile is given (README.md, "Your data").
 """
 
 import sys
@@ -16,7 +20,11 @@ sys.setrecursionlimit(20000)
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The default config only without the user's own: Snakemake would merge --configfile over it, and the
+# default experiments would run too. workflow.overwrite_configfiles holds the --configfile paths.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 try:

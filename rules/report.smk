@@ -1,6 +1,8 @@
-from alseg.report import COST_AXES
+from alseg.report import COST_AXES, compared_datasets, per_class_paths
 
 COMPARISON_AXES = [column for column, _ in COST_AXES]
+# experiment -> dataset of the compared experiments; per-class tables are per dataset (README, "Your data")
+COMPARED_DATASETS = {name: EXPERIMENTS[name]["dataset"] for name in CFG["compare"]}
 
 
 localrules:
@@ -48,7 +50,7 @@ rule compare:
             category="Comparison",
         ),
         classes=report(
-            f"{RESULTS}/per_class_iou.csv",
+            per_class_paths(RESULTS, compared_datasets(CFG["compare"], COMPARED_DATASETS)),
             caption="../workflow/report/per_class_iou.rst",
             category="Comparison",
         ),
@@ -62,6 +64,7 @@ rule compare:
         experiments=CFG["compare"],
         groups={name: EXPERIMENTS[name]["group"] for name in CFG["compare"]},
         references=CFG["references"],
+        datasets=COMPARED_DATASETS,
         axes=COMPARISON_AXES,
         # for the caption: the experiments answered by people (their hours are measured)
         people=", ".join(e for e in CFG["compare"] if EXPERIMENTS[e]["oracle"]["kind"] == "human"),

@@ -1,8 +1,9 @@
 from alseg.atomic import write_text_atomic
 from alseg.joblog import logged_step
 from alseg.report import (
+    by_dataset,
     comparison_rows,
-    markdown_summary,
+    markdown_by_dataset,
     per_class_table,
     plot_axis,
     plot_comparison,
@@ -11,15 +12,18 @@ from alseg.report import (
     write_rows,
 )
 
+# Per dataset: the per-round and per-class tables and the figures' rows (docstring of alseg.report).
 with logged_step(snakemake.log[0]):
     params = snakemake.params
     curves = {name: read_rows(path) for name, path in zip(params.experiments, snakemake.input)}
-    write_rows(snakemake.output.table, comparison_rows(curves))
-    plot_comparison(curves, snakemake.output.plot, params.groups, params.references)
-    rounds = round_table(curves, params.groups, params.references)
-    classes = per_class_table(curves, params.groups)
-    write_rows(snakemake.output.rounds, rounds)
-    write_rows(snakemake.output.classes, classes)
-    write_text_atomic(snakemake.output.summary, markdown_summary(rounds, classes))
+    write_rows(snakemake.output.table, comparison_rows(curves, params.datasets))
+    plot_comparison(curves, snakemake.output.plot, params.groups, params.references, params.datasets)
+    tables = {dataset: (round_table(mine, params.groups, params.references), per_class_table(mine, params.groups))
+              for dataset, mine in by_dataset(curves, params.datasets).items()}
+    write_rows(snakemake.output.rounds, [{"dataset": dataset, **row} for dataset, (rounds, _) in tables.items()
+                                         for row in rounds])
+    for (_, classes), out in zip(tables.values(), snakemake.output.classes):
+        write_rows(out, classes)
+    write_text_atomic(snakemake.output.summary, markdown_by_dataset(tables))
     for axis, out in zip(params.axes, snakemake.output.axes):
-        plot_axis(curves, axis, out, params.groups, params.references)
+        plot_axis(curves, axis, out, params.groups, params.references, params.datasets)

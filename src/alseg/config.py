@@ -50,6 +50,9 @@ def check_round(value: Any) -> int:
     Snakemake parses ``--config round=1e1`` as the float 10.0, which a JSON-schema ``integer`` accepts,
     and ``round=ten`` as a string; both are refused here with the form the user should type.
     """
+    if value is None:
+        raise ConfigError("config has no 'round' (the last round to run): add 'round: 10' to the config file, "
+                          "or pass --config round=10")
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(
             f"config 'round' must be a whole number >= 0 (the last round to run), got {value!r} "

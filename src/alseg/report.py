@@ -11,6 +11,11 @@ the per-round table and the per-axis figures give their mean and spread. A group
 default the fully supervised ``unit: full`` experiment of the same model and schedule,
 :func:`alseg.config.references_of`) is its 100% in the per-round table; references are dashed lines in
 the figures, not curves (their one round costs the whole pool and would squeeze every other curve).
+
+Experiments on different datasets are not comparable class by class, nor curve against curve: the
+per-round and per-class tables are made per dataset (:func:`by_dataset`), each figure has one panel (row)
+per dataset, and the cross-dataset tables (``comparison.csv``, ``comparison_rounds.csv``) have a
+``dataset`` column and only the columns every dataset has (README, "Your data").
 """
 
 from __future__ import annotations
@@ -101,14 +106,43 @@ def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def comparison_rows(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    """The final round of each experiment with its mIoU, cost, and gain over the first round."""
+def by_dataset(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], datasets: Mapping[str, str] | None = None
+) -> dict[str, dict[str, Sequence[Mapping[str, Any]]]]:
+    """The curves of each dataset (``datasets``: experiment -> its dataset), in the order the datasets first
+    appear; without ``datasets``, every curve under the dataset ``""``."""
+    split: dict[str, dict[str, Sequence[Mapping[str, Any]]]] = {}
+    for name, curve in curves.items():
+        split.setdefault((datasets or {}).get(name, ""), {})[name] = curve
+    return split
+
+
+def compared_datasets(experiments: Sequence[str], datasets: Mapping[str, str]) -> list[str]:
+    """The datasets of the compared ``experiments``, in the order they first appear."""
+    return list(dict.fromkeys(datasets[name] for name in experiments))
+
+
+def per_class_paths(results: str, datasets: Sequence[str]) -> list[str]:
+    """The per-class tables of the comparison: ``per_class_iou.csv`` for one dataset, else one
+    ``per_class_iou_<dataset>.csv`` per dataset (their classes differ)."""
+    if len(datasets) <= 1:
+        return [f"{results}/per_class_iou.csv"]
+    return [f"{results}/per_class_iou_{name}.csv" for name in datasets]
+
+
+def comparison_rows(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], datasets: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The final round of each experiment with its dataset (``datasets``: experiment -> dataset), mIoU, cost,
+    and gain over the first round; by dataset (in order of appearance), then best final mIoU first."""
+    order = {name: i for i, name in enumerate(by_dataset(curves, datasets))}
     rows = []
     for name, curve in curves.items():
         first, last = curve[0], curve[-1]
         rows.append(
             {
                 "experiment": name,
+                "dataset": (datasets or {}).get(name, ""),
                 "unit": last["unit"],
                 "strategy": last["strategy"],
                 "rounds": int(last["round"]) + 1,
@@ -120,7 +154,7 @@ def comparison_rows(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[d
                 "miou_final": last["miou"],
             }
         )
-    return sorted(rows, key=lambda r: -(r["miou_final"] or 0.0))
+    return sorted(rows, key=lambda r: (order[r["dataset"]], -(r["miou_final"] or 0.0)))
 
 
 def group_curves(
@@ -250,6 +284,15 @@ def markdown_summary(round_rows: Sequence[Mapping[str, Any]], class_rows: Sequen
     return "\n".join(lines) + "\n"
 
 
+def markdown_by_dataset(tables: Mapping[str, tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]]
+                        ) -> str:
+    """:func:`markdown_summary` of each dataset (``tables``: dataset -> its round rows and class rows), each
+    under a ``## Dataset <name>`` heading when there are several."""
+    if len(tables) == 1:
+        return markdown_summary(*next(iter(tables.values())))
+    return "\n".join(f"## Dataset {name}\n\n" + markdown_summary(*both) for name, both in tables.items())
+
+
 CURVE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 
 
@@ -303,15 +346,22 @@ def _save(fig: Any, out: str | os.PathLike[str]) -> None:
     plt.close(fig)
 
 
-def _figure(panels: int) -> tuple[Any, list[Any]]:
+def _figure(panels: int, rows: int = 1) -> tuple[Any, list[list[Any]]]:
+    """A figure of ``rows`` x ``panels`` axes (a row per dataset), the y axis shared along each row."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, panels, figsize=(7, 4.5) if panels == 1 else (5 * panels, 4), sharey=True,
-                             squeeze=False)
-    return fig, list(axes[0])
+    size = (7, 4.5) if panels == 1 else (5 * panels, 4)
+    fig, axes = plt.subplots(rows, panels, figsize=(size[0], size[1] * rows), sharey="row", squeeze=False)
+    return fig, [list(row) for row in axes]
+
+
+def _dataset_title(ax: Any, dataset: str, datasets: int) -> None:
+    """Name the dataset of a row of panels when the figure has several."""
+    if datasets > 1:
+        ax.set_title(f"dataset {dataset}", loc="left", fontsize=10)
 
 
 def plot_axis(
@@ -320,17 +370,22 @@ def plot_axis(
     out: str | os.PathLike[str],
     groups: Mapping[str, str] | None = None,
     references: Mapping[str, str | None] | None = None,
+    datasets: Mapping[str, str] | None = None,
 ) -> None:
-    """Test mIoU against one cost ``column`` (a column of :data:`COST_AXES`), one line per group (PNG).
+    """Test mIoU against one cost ``column`` (a column of :data:`COST_AXES`), one line per group (PNG);
+    one panel per dataset (``datasets``: experiment -> dataset), one above the other.
 
     A group of several seeds is drawn as its mean with a band from its lowest to its highest seed; each
     reference group (``references``: group -> reference) as a dashed horizontal line at its final mIoU.
     """
-    fig, (ax,) = _figure(1)
-    _draw_axis(ax, round_table(curves, groups, references), column)
-    ax.set_xlabel(hours_label(curves) if column == "hours" else dict(COST_AXES)[column])
-    ax.set_ylabel("test mIoU (%)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # inside, a dozen entries hide curves
+    parts = by_dataset(curves, datasets)
+    fig, axes = _figure(1, len(parts))
+    for (ax,), (dataset, mine) in zip(axes, parts.items()):
+        _draw_axis(ax, round_table(mine, groups, references), column)
+        ax.set_xlabel(hours_label(mine) if column == "hours" else dict(COST_AXES)[column])
+        ax.set_ylabel("test mIoU (%)")
+        _dataset_title(ax, dataset, len(parts))
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # inside, a dozen entries hide curves
     _save(fig, out)
 
 
@@ -339,13 +394,18 @@ def plot_comparison(
     out: str | os.PathLike[str],
     groups: Mapping[str, str] | None = None,
     references: Mapping[str, str | None] | None = None,
+    datasets: Mapping[str, str] | None = None,
 ) -> None:
-    """Test mIoU against labelled pixels, clicks and hours side by side, one line per group (PNG)."""
-    rows = round_table(curves, groups, references)
-    fig, axes = _figure(len(COST_AXES))
-    for ax, (column, label) in zip(axes, COST_AXES):
-        _draw_axis(ax, rows, column)
-        ax.set_xlabel(hours_label(curves) if column == "hours" else label)
-    axes[0].set_ylabel("test mIoU (%)")
-    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    """Test mIoU against labelled pixels, clicks and hours side by side, one line per group (PNG); a row of
+    panels per dataset (``datasets``: experiment -> dataset)."""
+    parts = by_dataset(curves, datasets)
+    fig, axes = _figure(len(COST_AXES), len(parts))
+    for row, (dataset, mine) in zip(axes, parts.items()):
+        rows = round_table(mine, groups, references)
+        for ax, (column, label) in zip(row, COST_AXES):
+            _draw_axis(ax, rows, column)
+            ax.set_xlabel(hours_label(mine) if column == "hours" else label)
+        row[0].set_ylabel("test mIoU (%)")
+        _dataset_title(row[0], dataset, len(parts))
+        row[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, out)
