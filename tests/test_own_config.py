@@ -56,8 +56,12 @@ def test_two_datasets_with_different_classes_are_compared_per_dataset(tmp_path):
     datasets = {"mine": TINY["datasets"]["synthetic"],
                 "photos": {"kind": "folder", "root": str(folder), "classes": FOLDER_CLASSES, "ignore_index": 255,
                            "resize": [32, 32], "limit": {"train": 8, "val": 4, "test": 4}}}
-    experiments = {"mine_random": {"strategy": "random"}, "photos_random": {"strategy": "random", "dataset": "photos"}}
-    snakemake(tmp_path, own_config(tmp_path, experiments, datasets), "--config", "round=0")
+    experiments = {"mine_random": {"strategy": "random"},
+                   "photos_random": {"strategy": "random", "dataset": "photos",
+                                     "training": {"epochs": 20, "milestones": [10]}}}
+    done = snakemake(tmp_path, own_config(tmp_path, experiments, datasets), "--config", "round=0")
+    epochs = [line for line in done.stderr.splitlines() if line.startswith("[photos_random r0] epoch ")]
+    assert epochs[-1].startswith("[photos_random r0] epoch 20/20 ") and len(epochs) <= 10, epochs  # joblog.Progress
     results = tmp_path / "results"
     final = {row["experiment"]: row for row in read_rows(results / "comparison.csv")}
     assert {name: row["dataset"] for name, row in final.items()} == {"mine_random": "mine", "photos_random": "photos"}

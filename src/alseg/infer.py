@@ -116,7 +116,7 @@ def write_inference(
     compression : str
         Per-pixel dataset compression (:func:`compression_options`).
     log : callable, optional
-        Progress lines (default: :func:`alseg.joblog.log`), about every 10 s and at the end.
+        Progress lines (default: :func:`alseg.joblog.log`, a bar on a terminal): a few, the last at the end.
     groups : collection of str
         The groups to write, of :data:`DUMP_GROUPS` (what the experiment's query unit reads).
     superpixels : SuperpixelMaps, optional
@@ -220,17 +220,18 @@ class _SuperpixelStatistics:
 
 
 class _Progress:
-    """A progress line about every 10 s and at the end."""
+    """Inference progress: images done and their rate (:class:`alseg.joblog.Progress`: a bar on a terminal,
+    else a few lines)."""
 
     def __init__(self, total: int, log: Callable[[str], None]) -> None:
-        self.total, self.log = total, log
-        self.started = self.last = time.perf_counter()
+        self.total, self.started = total, time.perf_counter()
+        self.progress = joblog.Progress(total, "infer", log)
 
     def done(self, count: int) -> None:
-        now = time.perf_counter()
-        if now - self.last > 10 or count == self.total:
-            self.last = now
-            self.log(f"infer: {count}/{self.total} images, {count / max(now - self.started, 1e-9):.1f} img/s")
+        rate = count / max(time.perf_counter() - self.started, 1e-9)
+        self.progress.step(count, f"infer: {count}/{self.total} images, {rate:.1f} img/s")
+        if count >= self.total:
+            self.progress.close()
 
 
 def _check_superpixel_maps(maps: SuperpixelMaps, num_images: int, height: int, width: int) -> None:

@@ -352,12 +352,15 @@ def _history_entry(epoch: int, totals: _EpochTotals, val_miou: float | None, sec
     return entry
 
 
-def _log_epoch(log: Log, entry: dict[str, Any], epochs: int) -> None:
+def _log_epoch(progress: joblog.Progress, entry: dict[str, Any], epochs: int) -> None:
+    """The epoch's progress: a line every few epochs, or the terminal's bar (:class:`alseg.joblog.Progress`)."""
     answer_text = f" answers {entry['answer_loss']:.4f}" if "answer_loss" in entry else ""
     val_text = f"{entry['val_miou']:.4f}" if entry["val_miou"] is not None else "-"
-    log(
+    progress.step(
+        entry["epoch"],
         f"epoch {entry['epoch']}/{epochs} loss {entry['loss']:.4f}{answer_text} seen "
-        f"{entry['seen_fraction']:.1%} val mIoU {val_text} lr {entry['lr']:.2e} {entry['seconds']:.1f}s"
+        f"{entry['seen_fraction']:.1%} val mIoU {val_text} lr {entry['lr']:.2e} {entry['seconds']:.1f}s",
+        f"loss {entry['loss']:.4f} val mIoU {val_text}",
     )
 
 
@@ -376,13 +379,17 @@ def _train_epochs(run: _Run, data: _TrainingData, val: _Validation | None, log: 
     epochs = int(run.cfg["epochs"])
     history: list[dict[str, Any]] = []
     best = _Best()
-    for epoch in range(1, epochs + 1):
-        started = time.perf_counter()
-        totals = _train_epoch(run, data, epoch)
-        val_miou = _keep_checkpoint(run, val, best, epoch, epochs)
-        entry = _history_entry(epoch, totals, val_miou, time.perf_counter() - started, data.answers is not None)
-        history.append(entry)
-        _log_epoch(log, entry, epochs)
+    progress = joblog.Progress(epochs, "train", log)
+    try:
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            totals = _train_epoch(run, data, epoch)
+            val_miou = _keep_checkpoint(run, val, best, epoch, epochs)
+            entry = _history_entry(epoch, totals, val_miou, time.perf_counter() - started, data.answers is not None)
+            history.append(entry)
+            _log_epoch(progress, entry, epochs)
+    finally:
+        progress.close()
     return history, best
 
 
@@ -441,7 +448,8 @@ def train_model(
     device : str, torch.device or None
         Overrides ``train_cfg["device"]``; ``"auto"``: CUDA if available, else CPU.
     log : callable or None
-        Receives one progress line per epoch; default: stderr.
+        Receives the progress lines: the first epoch's, about every N-th and the last
+        (:class:`alseg.joblog.Progress`); default: :func:`alseg.joblog.log` (a bar on a terminal).
     init_state : dict or None
         State dict to start from (warm start, e.g. the previous round's model); default: fresh
         random initialisation.
