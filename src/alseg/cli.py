@@ -42,6 +42,49 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """Audit a run; print the per-round table, then every finding; exit 1 when any is found."""
+    from alseg.atomic import write_text_atomic
+    from alseg.audit import audit_run, compare_items, load_run_config, markdown_report, run_experiments
+    from alseg.audit.run import print_progress
+    from alseg.audit.summary import COMPARE_COLUMNS, SUMMARY_COLUMNS, markdown_table, summary_rows, text_table
+    from alseg.config import ConfigError
+
+    try:
+        config = load_run_config(args.configfile or [], args.results)
+        names = list(dict.fromkeys([*(args.experiment or []), *(args.compare or [])]))
+        experiments, notes = run_experiments(config, names)
+    except ConfigError as err:
+        print(f"alseg audit: {err}", file=sys.stderr)
+        return 2
+    if not experiments:
+        print(f"alseg audit: {args.results} holds no round of the config's experiments", file=sys.stderr)
+        return 2
+    report = audit_run(config, experiments, args.with_models, progress=print_progress)
+    report.notes[:0] = notes
+    print(text_table(SUMMARY_COLUMNS, summary_rows(report.summaries)))
+    comparison = None
+    if args.compare:
+        a, b = args.compare
+        first, rows = compare_items(a, b, report.items)
+        parted = f"{a} (A) and {b} (B) first ask different items in {first}" if first else \
+            f"{a} (A) and {b} (B) ask the same items in every round"
+        print(f"\n{parted}:\n" + text_table(COMPARE_COLUMNS, rows))
+        comparison = parted + ".\n\n" + markdown_table(COMPARE_COLUMNS, rows)
+    for note in report.notes:
+        print(f"note: {note}")
+    for finding in report.findings:
+        print(f"FINDING {finding}")
+    rounds = len(report.summaries)
+    print(f"{len(report.findings)} findings in {rounds} rounds of {len(experiments)} experiments"
+          if report.findings else f"no findings: the {rounds} rounds of {len(experiments)} experiments agree")
+    if args.out:
+        write_text_atomic(args.out, markdown_report(str(args.results), report.findings, report.notes,
+                                                    report.summaries, comparison))
+        print(f"wrote {args.out}")
+    return 1 if report.findings else 0
+
+
 DEFAULT_PORT = 8765
 
 
@@ -218,6 +261,26 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("config", type=Path, nargs="?", default=Path("config.yaml"))
     check.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a top-level key")
     check.set_defaults(run=_check_config)
+
+    audit = commands.add_parser(
+        "audit", help="check that every round's files of a run agree, and summarise the run",
+        description="Check every round of every experiment: queries and answers match one to one, nothing is "
+        "asked twice, answers are valid, labels.npz is the replay of the answers (costs included), each round's "
+        "queries were scored by the previous round's model, model files, dumps and training digests agree, a "
+        "person's answers are the ones accepted, and metrics.json, the learning curves and the comparison "
+        "tables agree. Prints a per-round summary and every finding; exits 1 when anything disagrees "
+        "(docs/audit.md).",
+    )
+    audit.add_argument("results", type=Path, help="the run's results folder (the config's results:)")
+    audit.add_argument("--configfile", type=Path, action="append", metavar="FILE",
+                       help="the run's config, as given to snakemake (repeatable; default: ./config.yaml)")
+    audit.add_argument("--experiment", action="append", metavar="NAME", help="audit only this experiment (repeatable)")
+    audit.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                       help="also show the first round where A's and B's queries differ and their overlap per round")
+    audit.add_argument("--out", type=Path, metavar="FILE", help="also write the report as Markdown")
+    audit.add_argument("--with-models", action="store_true",
+                       help="also recompute training digests that need the previous model (sieving; imports torch)")
+    audit.set_defaults(run=_audit)
 
     _add_human_commands(commands)
 

@@ -169,20 +169,26 @@ def accept_human_answers(
     problems = human_answer_problems(rows, table, list(dataset_info(dataset).classes))
     if problems:
         raise AnswerFileError(format_problems(human, problems))
-    by_id = {row["query_id"].strip(): row for row in rows}
-    ordered = [by_id[qid] for qid in table["query_id"]]
-    cells = [{column: (row.get(column) or "").strip() for column in ANSWER_COLUMNS} for row in ordered]
+    cells = accepted_rows(rows, table)
     write_table(out, rows_table(cells), ANSWER_COLUMNS)
     _record_acceptance(queries, human, pool)
-    measured = sum(1 for row in ordered if row["seconds"].strip())
-    annotators = sorted({row["annotator"].strip() for row in ordered})
+    measured = sum(1 for row in cells if row["seconds"])
+    annotators = sorted({row["annotator"] for row in cells})
     print(
-        f"accepted {len(ordered)} answers by {', '.join(annotators)} from {human} ({measured} with measured "
+        f"accepted {len(cells)} answers by {', '.join(annotators)} from {human} ({measured} with measured "
         f"seconds) -> {out}",
         file=sys.stderr,
         flush=True,
     )
-    return len(ordered)
+    return len(cells)
+
+
+def accepted_rows(rows: Sequence[Mapping[str, str]], table: Mapping[str, np.ndarray]) -> list[dict[str, str]]:
+    """A person's validated answer ``rows`` as ``answers.csv`` holds them: in the order of the queries
+    (``table``), the :data:`~alseg.queries.ANSWER_COLUMNS` only, cells stripped."""
+    by_id = {row["query_id"].strip(): row for row in rows}
+    return [{column: (by_id[qid].get(column) or "").strip() for column in ANSWER_COLUMNS}
+            for qid in table["query_id"]]
 
 
 def human_answer_problems(

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from alseg import __version__
 from alseg.atomic import atomic_path, write_json_atomic
-from alseg.data import load_split
+from alseg.data import Split, load_split
 from alseg.joblog import log
 from alseg.labels import LabelStore, load_labels
 from alseg.points import PointLabels
@@ -84,6 +85,41 @@ def training_digest(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray
     return h.hexdigest()
 
 
+@dataclass
+class TrainingInputs:
+    """What a round's training reads, and its :func:`training_digest`."""
+
+    points: PointLabels
+    answers: TrainingTargets
+    records: dict[str, Any]
+    val: Split
+    seed: int
+    training: dict[str, Any]
+    digest: str
+
+
+def training_inputs(job: Job, store: LabelStore, init_model: PathLike | None = None,
+                    version: str = __version__) -> TrainingInputs:
+    """The training targets of ``store``, the val split, the seed and schedule of round ``job.round_index``
+    (``job.settings``: what the train rule's params hold), and the digest of all of them (``train_log.json``'s
+    ``training_digest``; ``alseg audit`` recomputes it). ``init_model``: the path the model starts from, as
+    the rule names it; ``version``: the alseg version the digest names (an audit names the run's)."""
+    info = job.info
+    val = load_split(job.dataset, "val")
+    points, answers, records = training_targets(store, job)
+    seed = job.seed("train")
+    training = {k: v for k, v in job.settings["training"].items() if k != "warm_start"}
+    digest = training_digest(
+        {"model": job.settings["model"], "training": training, "seed": seed, "classes": info.num_classes,
+         "ignore_index": info.ignore_index, "answer_loss": answers.answer_loss,
+         "init_model": str(init_model) if init_model is not None else None, "alseg": version},
+        {"image": points.image, "y": points.y, "x": points.x, "class": points.cls,
+         "answers": answers.answers if answers.answers is not None else np.zeros(0, np.int8),
+         "pool": job.pool.images, "val": val.images, "val_masks": val.masks},
+    )
+    return TrainingInputs(points, answers, records, val, seed, training, digest)
+
+
 def train(dataset: PathLike, labels: PathLike, settings: Mapping[str, Any], round_index: int, out_model: PathLike,
           out_log: PathLike, init_model: PathLike | None = None, twin_model: PathLike | None = None,
           twin_log: PathLike | None = None, **files: PathLike | None) -> None:
@@ -105,18 +141,8 @@ def train(dataset: PathLike, labels: PathLike, settings: Mapping[str, Any], roun
 
     job = Job(dataset, settings, round_index, files)
     info, pool = job.info, job.pool
-    val = load_split(dataset, "val")
-    points, answers, records = training_targets(load_labels(labels), job)
-    seed = job.seed("train")
-    training = {k: v for k, v in settings["training"].items() if k != "warm_start"}
-    digest = training_digest(
-        {"model": settings["model"], "training": training, "seed": seed, "classes": info.num_classes,
-         "ignore_index": info.ignore_index, "answer_loss": answers.answer_loss,
-         "init_model": str(init_model) if init_model is not None else None, "alseg": __version__},
-        {"image": points.image, "y": points.y, "x": points.x, "class": points.cls,
-         "answers": answers.answers if answers.answers is not None else np.zeros(0, np.int8), "pool": pool.images,
-         "val": val.images, "val_masks": val.masks},
-    )
+    inputs = training_inputs(job, load_labels(labels), init_model)
+    points, answers, records, seed, digest = inputs.points, inputs.answers, inputs.records, inputs.seed, inputs.digest
     twin = json.loads(Path(twin_log).read_text()) if twin_model and twin_log and init_model is None else None
     if twin is not None and twin.get("training_digest") == digest:
         log(f"round {round_index}: the same training as {twin_model} (digest {digest[:12]}): its model is "
@@ -127,7 +153,7 @@ def train(dataset: PathLike, labels: PathLike, settings: Mapping[str, Any], roun
         return
     init_state = load_model(init_model, torch.device("cpu"))[0].state_dict() if init_model is not None else None
     log(f"round {round_index}: training on {len(points)} labelled pixels (seed {seed})")
-    result = train_model(settings["model"], training, pool.images, points, val.images, val.masks,
+    result = train_model(settings["model"], inputs.training, pool.images, points, inputs.val.images, inputs.val.masks,
                          num_classes=info.num_classes, ignore_index=info.ignore_index, seed=seed, log=log,
                          init_state=init_state, answers=answers.answers, answer_loss=answers.answer_loss)
     save_model(out_model, result.model, settings["model"], info.num_classes,

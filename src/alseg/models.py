@@ -23,7 +23,6 @@ workflow steps that need only the small U-Net (or no model at all) must not pay 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from torch import nn
 
 from alseg import pretrained
 from alseg.atomic import atomic_path
+from alseg.torchfile import weights_checksum
 
 #: Name of the pure-torch model; every other name goes to ``segmentation_models_pytorch.create_model``.
 SMALL_UNET = "small_unet"
@@ -384,13 +384,14 @@ def enable_mc_dropout(model: nn.Module) -> nn.Module:
 
 
 def state_dict_checksum(state: dict[str, torch.Tensor]) -> str:
-    """First 16 hex characters of sha256 over sorted (name, dtype, shape, raw bytes) of a state dict."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        tensor = state[key].detach().to("cpu").contiguous()
-        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
+    """The model checksum of a state dict (:func:`alseg.torchfile.weights_checksum`: sha256 over sorted
+    name, dtype, shape and raw bytes, 16 hex characters)."""
+    entries = []
+    for key, value in state.items():
+        tensor = value.detach().to("cpu").contiguous()
+        entries.append((key, str(tensor.dtype), tuple(tensor.shape),
+                        tensor.reshape(-1).view(torch.uint8).numpy().tobytes()))
+    return weights_checksum(entries)
 
 
 def model_checksum(model: nn.Module) -> str:

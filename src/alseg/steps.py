@@ -67,53 +67,71 @@ def answer_queries(dataset: PathLike, queries: PathLike, settings: Mapping[str, 
         regions = [files.get(unit.region_resource) for unit, _ in _row_groups(table) if unit.region_resource]
         accept_human_answers(dataset, queries, out, human=human, regions=next(iter(regions), None))
         return
-    job = Job(dataset, settings, round_index, files)
-    rng = step_rng(int(settings["seed"]), round_index, "oracle")
+    answers, summaries = simulated_answers(Job(dataset, settings, round_index, files), table)
+    write_table(out, answers, ANSWER_COLUMNS)
+    log(f"round {round_index}: answered {'; '.join(summaries) or 'no queries'}; "
+        f"{answers['seconds'].sum() / 3600:.3f} h -> {out}")
+
+
+def simulated_answers(job: Job, table: Table) -> tuple[Table, list[str]]:
+    """The simulated annotator's answer table for the queries ``table`` and a summary per row unit.
+
+    ``job.settings``: the seed, ``oracle`` (its error rate) and the ``costs`` of the units asked. Each
+    query row's unit answers from the ground truth, with one generator per round, and its answers are
+    paid the configured costs.
+    """
+    rng = step_rng(int(job.settings["seed"]), job.round_index, "oracle")
     q = len(table["query_id"])
     answer, clicks, seconds = np.empty(q, dtype=object), np.zeros(q), np.zeros(q)
     summaries = []
     for unit, rows in _row_groups(table):
         given = unit.answer(job, table_rows(table, rows), rng)
         answer[rows] = given.answer
-        clicks[rows], seconds[rows] = unit.answer_cost(given.answer, settings["costs"], job.info.num_classes)
+        clicks[rows], seconds[rows] = unit.answer_cost(given.answer, job.settings["costs"], job.info.num_classes)
         summaries.append(f"{int(rows.sum())} {unit.row_unit} ({given.summary})")
-    write_table(out, answer_table(table["query_id"], answer, seconds, clicks), ANSWER_COLUMNS)
-    log(f"round {round_index}: answered {'; '.join(summaries) or 'no queries'}; {seconds.sum() / 3600:.3f} h "
-        f"-> {out}")
+    return answer_table(table["query_id"], answer, seconds, clicks), summaries
 
 
 def update_labels(dataset: PathLike, queries: PathLike, answers: PathLike, round_index: int, out: PathLike,
                   previous: PathLike | None = None, costs: Mapping[str, Mapping[str, Any]] | None = None,
                   **files: PathLike | None) -> None:
-    """Add round ``round_index``'s answers to the previous store and write the cumulative store.
-
-    Each query row's unit adds its answers; then the round is paid what its answers cost: their own
-    ``clicks`` and ``seconds`` where given, and the configured estimate of their unit (``costs``) where
-    a person's file leaves them empty. The round's cost source is recorded: measured when every answer
-    is a person's with its seconds, estimated when none is, mixed otherwise
-    (:func:`alseg.labels.round_cost_source`).
-    """
+    """Add round ``round_index``'s answers to the previous store and write the cumulative store
+    (:func:`add_round`)."""
     job = Job(dataset, {"costs": costs or {}}, round_index, files)
     table = read_queries(queries)
     given = read_answers(answers, table, list(job.info.classes), empty_cost=np.nan)
-    earlier = load_labels(previous) if previous is not None else None
+    store, measured = add_round(load_labels(previous) if previous is not None else None, job, table, given)
+    save_labels(out, store)
+    log(f"round {round_index}: {labelled_pixels(store)} labelled pixels, {store.clicks:.0f} clicks, "
+        f"{store.seconds / 3600:.3f} h so far (cost {store.cost_source}: {measured} of {len(table['query_id'])} "
+        f"answers with measured seconds) -> {out}")
+
+
+def add_round(earlier: LabelStore | None, job: Job, table: Table, given: Table) -> tuple[LabelStore, int]:
+    """The store after round ``job.round_index``: ``earlier`` (None before round 0) with the round's answers.
+
+    Each query row's unit adds its answers (``given``, read with empty costs as NaN); then the round is
+    paid what its answers cost: their own ``clicks`` and ``seconds`` where given, and the configured
+    estimate of their unit (``job.settings["costs"]``) where a person's file leaves them empty. The round's
+    cost source is recorded: measured when every answer is a person's with its seconds, estimated when none
+    is, mixed otherwise (:func:`alseg.labels.round_cost_source`). Returns the store and the number of
+    answers with measured seconds.
+    """
+    costs = job.settings.get("costs", {})
     store = earlier if earlier is not None else LabelStore()
     clicks, seconds = given["clicks"].copy(), given["seconds"].copy()
     for unit, rows in _row_groups(table):
         store = unit.add_answers(store, job, table_rows(table, rows), given["answer"][rows])
         unpaid = rows & (np.isnan(clicks) | np.isnan(seconds))
         if unpaid.any():
-            estimate = unit.answer_cost(given["answer"][unpaid], costs or {}, job.info.num_classes)
+            estimate = unit.answer_cost(given["answer"][unpaid], costs, job.info.num_classes)
             clicks[unpaid] = np.where(np.isnan(clicks[unpaid]), estimate[0], clicks[unpaid])
             seconds[unpaid] = np.where(np.isnan(seconds[unpaid]), estimate[1], seconds[unpaid])
     measured = int(((given["source"] == "human") & ~np.isnan(given["seconds"])).sum())
     source = round_cost_source(measured, len(seconds))
-    store = record_round_cost(store, round_index, source, earlier=earlier, clicks=float(clicks.sum()),
+    store = record_round_cost(store, job.round_index, source, earlier=earlier, clicks=float(clicks.sum()),
                               seconds=float(seconds.sum()))
-    save_labels(out, store)
-    log(f"round {round_index}: {labelled_pixels(store)} labelled pixels, {store.clicks:.0f} clicks, "
-        f"{store.seconds / 3600:.3f} h so far (cost {source}: {measured} of {len(seconds)} answers with measured "
-        f"seconds) -> {out}")
+    return store, measured
 
 
 def write_metrics(evaluation: PathLike, labels: PathLike, experiment: str, description: Mapping[str, Any],

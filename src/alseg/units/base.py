@@ -249,6 +249,22 @@ class QueryUnit(ABC):
     def add_answers(self, store: LabelStore, job: Job, queries: Table, answers: np.ndarray) -> LabelStore:
         """A new store with its answered ``queries`` of this round added (costs are the caller's)."""
 
+    def asked_items(self, job: Job, queries: Table, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What its answered ``queries`` asked about, for checking that nothing is asked twice (``alseg audit``).
+
+        This default: the whole image of each query.
+
+        Returns
+        -------
+        keys : ndarray of int64, shape (M, 3)
+            One row per item: (image, y, x) of a pixel, (image, base superpixel, -1) of a region,
+            (image, class, -1) of a yes/no question, (image, -1, -1) of a whole image.
+        query : ndarray of int64, shape (M,)
+            The query (row of ``queries``) that asked each. A skipped query that the unit may ask again
+            asked nothing.
+        """
+        return image_keys(queries["image_index"]), np.arange(len(queries["query_id"]))
+
     def labelled_pixels(self, store: LabelStore) -> int:
         """Pixels its part of the store labels with a class."""
         return 0
@@ -321,6 +337,12 @@ def class_answer_problem(answer: str, unit: str, num_classes: int, class_range: 
         return f"answer {answer!r} is not a class id of the dataset ({class_range}) or skip"
     hint = f" (yes/no answers binary queries, not {unit} ones)" if answer in ("yes", "no") else ""
     return f"answer {answer!r} is not a class id in {class_range} or skip{hint}"
+
+
+def image_keys(image: np.ndarray, a: np.ndarray | int = -1, b: np.ndarray | int = -1) -> np.ndarray:
+    """(image, a, b) rows of :meth:`QueryUnit.asked_items` (int64 (M, 3))."""
+    image = np.asarray(image, dtype=np.int64).reshape(-1)
+    return np.column_stack([image, np.broadcast_to(a, image.shape), np.broadcast_to(b, image.shape)]).astype(np.int64)
 
 
 def class_answers(answers: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from alseg.acquire.binary import binary_scores, select_binary
 from alseg.joblog import log
 from alseg.labels import LabelStore
 from alseg.queries import SKIP, Table, query_table
-from alseg.units.base import Job, SimulatedAnswers, TrainingTargets, fixed_cost
+from alseg.units.base import Job, SimulatedAnswers, TrainingTargets, fixed_cost, image_keys
 from alseg.units.initial import InitialSetUnit
 
 BINARY_ANSWERS = ("yes", "no")
@@ -275,6 +275,10 @@ class BinaryUnit(InitialSetUnit):
     def answer_cost(self, answers: np.ndarray, costs: Mapping[str, Any], num_classes: int
                     ) -> tuple[np.ndarray, np.ndarray]:
         return fixed_cost(answers, costs["binary"])
+
+    def asked_items(self, job: Job, queries: Table, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        asked = np.flatnonzero(np.asarray(answers) != SKIP)  # a skipped question may be asked again
+        return image_keys(queries["image_index"][asked], queries["class"][asked]), asked
 
     def add_answers(self, store: LabelStore, job: Job, queries: Table, answers: np.ndarray) -> LabelStore:
         answers = np.asarray(answers)

@@ -29,6 +29,7 @@ from alseg.units.base import (
     class_answers,
     class_id_strings,
     fixed_cost,
+    image_keys,
 )
 
 #: Where Label Studio draws a pixel query: a point this wide (percent of the image width)
@@ -205,6 +206,9 @@ class PixelUnit(QueryUnit):
     def answer_cost(self, answers: np.ndarray, costs: Mapping[str, Any], num_classes: int
                     ) -> tuple[np.ndarray, np.ndarray]:
         return fixed_cost(answers, costs["pixel"])
+
+    def asked_items(self, job: Job, queries: Table, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return image_keys(queries["image_index"], queries["y"], queries["x"]), np.arange(len(queries["query_id"]))
 
     def add_answers(self, store: LabelStore, job: Job, queries: Table, answers: np.ndarray) -> LabelStore:
         return add_pixel_answers(store, job.round_index, queries["image_index"], queries["y"], queries["x"],

@@ -35,7 +35,7 @@ from alseg.acquire.pixel import top_k_with_random_ties
 from alseg.joblog import log
 from alseg.labels import LabelStore
 from alseg.queries import SKIP, Table, query_table
-from alseg.units.base import Job, SimulatedAnswers, TrainingTargets
+from alseg.units.base import Job, SimulatedAnswers, TrainingTargets, image_keys
 from alseg.units.binary import answer_matrix, class_presence_from_masks
 from alseg.units.initial import InitialSetUnit
 
@@ -224,6 +224,10 @@ class TagsUnit(InitialSetUnit):
         cost = costs["tags"]
         marked = np.array([0 if a in (NONE, SKIP) else len(a.split(SEPARATOR)) for a in answers], dtype=np.float64)
         return marked + float(cost["clicks"]), np.full(len(answers), float(cost["seconds_per_class"]) * num_classes)
+
+    def asked_items(self, job: Job, queries: Table, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        asked = np.flatnonzero(np.asarray(answers) != SKIP)
+        return image_keys(queries["image_index"][asked]), asked
 
     def add_answers(self, store: LabelStore, job: Job, queries: Table, answers: np.ndarray) -> LabelStore:
         answered = np.asarray(answers) != SKIP  # a skipped image is paid, not stored: it may be asked again

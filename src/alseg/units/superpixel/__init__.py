@@ -26,8 +26,9 @@ from alseg.units.base import (
     class_answers,
     class_id_strings,
     fixed_cost,
+    image_keys,
 )
-from alseg.units.superpixel.files import superpixel_file_name
+from alseg.units.superpixel.files import load_regions, superpixel_file_name
 from alseg.units.superpixel.labels import add_superpixel_rows, answer_superpixel_rows
 
 if TYPE_CHECKING:
@@ -96,6 +97,11 @@ class SuperpixelUnit(QueryUnit):
     def answer_cost(self, answers: np.ndarray, costs: Mapping[str, Any], num_classes: int
                     ) -> tuple[np.ndarray, np.ndarray]:
         return fixed_cost(answers, costs["superpixel"])
+
+    def asked_items(self, job: Job, queries: Table, answers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The base superpixels of each query's region (skipped ones too: they are never asked again)."""
+        regions = load_regions(job.file("regions"), len(queries["query_id"]))
+        return image_keys(regions.query_image[regions.base_query], regions.base_id), regions.base_query
 
     def add_answers(self, store: LabelStore, job: Job, queries: Table, answers: np.ndarray) -> LabelStore:
         return add_superpixel_rows(store, job, queries, class_answers(answers))
