@@ -1,14 +1,13 @@
 from alseg.atomic import write_text_atomic
 from alseg.joblog import logged_step
 from alseg.report import (
-    by_dataset,
+    comparison_round_rows,
     comparison_rows,
+    dataset_tables,
     markdown_by_dataset,
-    per_class_table,
     plot_axis,
     plot_comparison,
     read_rows,
-    round_table,
     write_rows,
 )
 
@@ -18,10 +17,8 @@ with logged_step(snakemake.log[0]):
     curves = {name: read_rows(path) for name, path in zip(params.experiments, snakemake.input)}
     write_rows(snakemake.output.table, comparison_rows(curves, params.datasets))
     plot_comparison(curves, snakemake.output.plot, params.groups, params.references, params.datasets)
-    tables = {dataset: (round_table(mine, params.groups, params.references), per_class_table(mine, params.groups))
-              for dataset, mine in by_dataset(curves, params.datasets).items()}
-    write_rows(snakemake.output.rounds, [{"dataset": dataset, **row} for dataset, (rounds, _) in tables.items()
-                                         for row in rounds])
+    tables = dataset_tables(curves, params.groups, params.references, params.datasets)
+    write_rows(snakemake.output.rounds, comparison_round_rows(tables))
     for (_, classes), out in zip(tables.values(), snakemake.output.classes):
         write_rows(out, classes)
     write_text_atomic(snakemake.output.summary, markdown_by_dataset(tables))

@@ -219,6 +219,22 @@ def round_table(
     return rows
 
 
+def dataset_tables(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]],
+    groups: Mapping[str, str] | None = None,
+    references: Mapping[str, str | None] | None = None,
+    datasets: Mapping[str, str] | None = None,
+) -> dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Each dataset's per-round (:func:`round_table`) and per-class (:func:`per_class_table`) tables."""
+    return {dataset: (round_table(mine, groups, references), per_class_table(mine, groups))
+            for dataset, mine in by_dataset(curves, datasets).items()}
+
+
+def comparison_round_rows(tables: Mapping[str, tuple[Sequence[Mapping[str, Any]], Any]]) -> list[dict[str, Any]]:
+    """``comparison_rounds.csv``: every dataset's per-round rows (:func:`dataset_tables`), with its ``dataset``."""
+    return [{"dataset": dataset, **row} for dataset, (rounds, _) in tables.items() for row in rounds]
+
+
 def per_class_table(
     curves: Mapping[str, Sequence[Mapping[str, Any]]], groups: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from alseg.audit.files import Experiment, Finding, differing_keys
-from alseg.report import comparison_rows, curve_rows, read_rows, round_table
+from alseg.report import (
+    comparison_round_rows,
+    comparison_rows,
+    curve_rows,
+    dataset_tables,
+    per_class_paths,
+    read_rows,
+)
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -28,18 +35,26 @@ def check_learning_curve(exp: Experiment, metrics: Mapping[int, Mapping[str, Any
 
 def check_comparison(results: Path, curves: Mapping[str, Rows], config: Mapping[str, Any],
                      findings: list[Finding]) -> None:
-    """``comparison.csv`` and ``comparison_rounds.csv`` are what the learning curves of the compared
-    experiments give (:func:`alseg.report.comparison_rows`, :func:`alseg.report.round_table`)."""
+    """``comparison.csv``, ``comparison_rounds.csv`` and the per-class tables are what the learning curves of
+    the compared experiments give (:mod:`alseg.report`)."""
     groups = {name: config["experiments"][name]["group"] for name in curves}
+    datasets = {name: config["experiments"][name]["dataset"] for name in curves}
     tables: list[tuple[str, Callable[[], list[dict[str, Any]]], Callable[[Mapping[str, Any]], Any], str]] = [
-        ("comparison.csv", lambda: comparison_rows(curves), lambda row: row.get("experiment"), "experiment"),
-        ("comparison_rounds.csv", lambda: round_table(curves, groups, config["references"]),
-         lambda row: (row.get("group"), row.get("round")), "group and round"),
+        ("comparison.csv", lambda: comparison_rows(curves, datasets), lambda row: row.get("experiment"),
+         "experiment"),
+        ("comparison_rounds.csv",
+         lambda: comparison_round_rows(dataset_tables(curves, groups, config["references"], datasets)),
+         lambda row: (row.get("dataset"), row.get("group"), row.get("round")), "dataset, group and round"),
     ]
     for name, build, key, key_name in tables:
         path = results / name
         if path.is_file():
             _compare_rows(path, read_rows(path), build(), key, key_name, findings)
+    per_dataset = dataset_tables(curves, groups, config["references"], datasets)
+    paths = per_class_paths(str(results), list(per_dataset))
+    for path, (_, classes) in zip(map(Path, paths), per_dataset.values()):
+        if path.is_file():
+            _compare_rows(path, read_rows(path), classes, lambda row: row.get("group"), "group", findings)
 
 
 def _compare_rows(path: Path, found: Rows, expected: Rows, key: Callable[[Mapping[str, Any]], Any], key_name: str,
