@@ -143,6 +143,19 @@ def test_nothing_reruns_when_nothing_changed(three_rounds):
     assert "Nothing to be done" in done.stdout + done.stderr
 
 
+def test_a_resumed_run_audits_clean(resumed, capsys):
+    """The pixel experiments' run, resumed from round 1 to 2: every file agrees (tests/test_audit.py has
+    the tampering cases); both share round 0, then part."""
+    from alseg.cli import main
+
+    workdir = resumed[0]
+    code = main(["audit", str(workdir / "results"), "--configfile", str(TINY), "--compare", "margin", "random"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "no findings: the 6 rounds of 2 experiments agree" in out
+    assert "margin (A) and random (B) first ask different items in round 1" in out
+
+
 def kill_midway(workdir: Path, sig: int) -> None:
     """Start a 3-round run and send ``sig`` to Snakemake once round 1 is under way."""
     cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
