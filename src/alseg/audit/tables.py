@@ -59,6 +59,11 @@ def check_comparison(results: Path, curves: Mapping[str, Rows], config: Mapping[
 
 def _compare_rows(path: Path, found: Rows, expected: Rows, key: Callable[[Mapping[str, Any]], Any], key_name: str,
                   findings: list[Finding]) -> None:
+    missing = [column for column in (expected[0] if expected else {}) if found and column not in found[0]]
+    if missing:
+        findings.append(Finding(path, "", f"lacks the column(s) {', '.join(missing)} that alseg.report writes "
+                                          "(written by another alseg version? rerun the workflow's last step)"))
+        return
     by_key = {_normal(key(row)): row for row in expected}
     seen = set()
     for line, row in enumerate(found, start=2):
