@@ -37,6 +37,12 @@ def default_config():
     return yaml.safe_load((REPO / "config.yaml").read_text())
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "benchmarks" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_benchmark_configs_are_valid(path):
+    config = yaml.safe_load(path.read_text())
+    assert resolve_config(config)["experiments"]
+
+
 def test_default_config_resolves_with_margin_and_random():
     cfg = resolve_config(default_config())
     strategies = {e["strategy"] for e in cfg["experiments"].values()}
