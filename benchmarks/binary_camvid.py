@@ -134,7 +134,7 @@ def main() -> None:
     default_camvid = Path(os.environ.get("ALSEG_CAMVID", REPO.parent / "shared" / "data" / "camvid"))
     parser.add_argument("--camvid", type=Path, default=default_camvid)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "binary_camvid")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=["lp", "greedy", "milp", "rr", "ee"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=["lp", "lp_tight", "greedy", "milp", "rr", "ee"])
     parser.add_argument("--rounds", type=int, default=3, help="last round (rounds 0..R)")
     parser.add_argument("--size", type=int, nargs=2, default=[90, 120])
     parser.add_argument("--pool", type=int, default=0, help="limit the pool to its first N images (0: all)")

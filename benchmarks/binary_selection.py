@@ -1,4 +1,5 @@
-"""Binary (image, class) selection: the paper's LP against our greedy selection and the baselines.
+"""Binary (image, class) selection: the paper's LP (``lp``), our tighter LP (``lp_tight``), our greedy
+selection and the baselines.
 
 For each pool size N (C = 19 classes, B = 200 questions, C_max = 5, lambda = 1, alpha = 1) it draws a
 synthetic pool with a seed: clustered non-negative features (like pooled post-ReLU encoder features) and
@@ -9,7 +10,7 @@ selection is scored on the integer objective ``sum G M + lambda v^T R v``.
     nice -n 19 python benchmarks/binary_selection.py --sizes 100 1200 10000 \\
         --output benchmarks/results/binary_selection.md
 
-The faithful LP has N C + N + N (N - 1) / 2 variables; at sizes where the estimate from the largest
+The LPs have N C + N + N (N - 1) / 2 variables (``lp``: N more, the diagonal z_ii); at sizes where the estimate from the largest
 measured LP exceeds ``--lp-max-gb`` or ``--lp-max-seconds`` it is skipped and the estimate reported.
 """
 
@@ -28,7 +29,9 @@ from pathlib import Path
 import numpy as np
 
 CLASSES, BUDGET, C_MAX, LAM, ALPHA, FEATURES, CLUSTERS = 19, 200, 5, 1.0, 1.0, 128, 8
-METHODS = (("lp", "cbc"), ("lp", "highs"), ("greedy", None), ("rr", None), ("ee", None))
+METHODS = (("lp", "cbc"), ("lp", "highs"), ("lp_tight", "cbc"), ("lp_tight", "highs"), ("greedy", None),
+           ("rr", None), ("ee", None))
+LP_METHODS = ("lp", "lp_tight")
 
 
 def synthetic_pool(n: int, seed: int = 0, c: int = CLASSES, f: int = FEATURES, clusters: int = CLUSTERS
@@ -81,7 +84,7 @@ def run_one(n: int, method: str, solver: str | None, seed: int, scaling: str, ti
 
 
 def lp_estimate(n: int, measured: dict) -> tuple[float, float]:
-    """(seconds, GB) of the faithful LP at n, scaled by the variable count from a measured run."""
+    """(seconds, GB) of an LP at n, scaled by the variable count from a measured run."""
     from alseg.acquire.binary_lp import lp_variable_count
 
     ratio = lp_variable_count(n, CLASSES) / lp_variable_count(measured["n"], CLASSES)
@@ -89,8 +92,9 @@ def lp_estimate(n: int, measured: dict) -> tuple[float, float]:
 
 
 def label(row: dict) -> str:
-    return f"lp ({row['solver'].upper() if row['solver'] == 'cbc' else 'HiGHS'})" if row["method"] == "lp" \
-        else row["method"]
+    if row["method"] not in LP_METHODS:
+        return row["method"]
+    return f"{row['method']} ({row['solver'].upper() if row['solver'] == 'cbc' else 'HiGHS'})"
 
 
 def table(rows: list[dict]) -> str:
@@ -164,18 +168,18 @@ def main() -> None:
 def measure(sizes: list[int], scaling: str, args: argparse.Namespace) -> list[dict]:
     """Every method at every size, each in a fresh process; the LP skipped where too large."""
     rows: list[dict] = []
-    largest_lp: dict[str, dict] = {}
+    largest_lp: dict[tuple[str, str], dict] = {}
     for n in sizes:
         for method, solver in METHODS:
-            if method == "lp" and solver == "highs":
+            if method in LP_METHODS and solver == "highs":
                 try:
                     import highspy  # noqa: F401
                 except ImportError:
                     continue
-            if method == "lp" and solver in largest_lp:
-                seconds, gb = lp_estimate(n, largest_lp[solver])
+            if (method, solver) in largest_lp:
+                seconds, gb = lp_estimate(n, largest_lp[method, solver])
                 if gb > args.lp_max_gb or seconds > args.lp_max_seconds:
-                    base = largest_lp[solver]["n"]
+                    base = largest_lp[method, solver]["n"]
                     rows.append({"n": n, "method": method, "solver": solver, "skipped":
                                  f"not run: at least {seconds / 60:.0f} min and {gb:.0f} GB (N = {base} "
                                  f"measurement x {n * (n - 1) / (base * (base - 1)):.0f}, the growth of the "
@@ -183,8 +187,8 @@ def measure(sizes: list[int], scaling: str, args: argparse.Namespace) -> list[di
                     print(rows[-1], flush=True)
                     continue
             row = run_one(n, method, solver, args.seed, scaling, timeout=3600)
-            if method == "lp":
-                largest_lp[solver] = row
+            if method in LP_METHODS:
+                largest_lp[method, solver] = row
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows

@@ -19,7 +19,7 @@ from alseg.acquire.binary import (
     redundancy_matrix,
     select_binary,
 )
-from alseg.acquire.binary_lp import lp_variable_count
+from alseg.acquire.binary_lp import LITERAL, TIGHT, lp_variable_count
 from alseg.acquire.binary_problem import MatrixRedundancy, integer_objective, selection_redundancy
 
 FAST_METHODS = ("greedy", "rr", "ee")
@@ -215,12 +215,14 @@ def test_milp_matches_brute_force_and_lp_is_valid(solver):
         milp = select_binary(scores, "milp", 4, 2, 1.0, asked, solver=solver)
         assert milp.info["status"] == "Optimal"
         assert milp.objective == pytest.approx(optimum, abs=1e-6)
-        lp = select_binary(scores, "lp", 4, 2, 1.0, asked, seed=seed, solver=solver)
-        check_valid(lp, 4, 2, asked)
-        assert lp.objective >= optimum - 1e-9
-        assert lp.info["relaxed_objective"] <= optimum + 1e-6  # a relaxation bounds the optimum below
-        assert lp.info["variables"] == lp_variable_count(6, 3)
-        assert lp.lp_value is not None and (np.diff(lp.lp_value) <= 1e-9).all()  # rounding order
+        for method, form in (("lp", LITERAL), ("lp_tight", TIGHT)):
+            lp = select_binary(scores, method, 4, 2, 1.0, asked, seed=seed, solver=solver)
+            check_valid(lp, 4, 2, asked)
+            assert lp.method == method and lp.info["form"] == form
+            assert lp.objective >= optimum - 1e-9
+            assert lp.info["relaxed_objective"] <= optimum + 1e-6  # a relaxation bounds the optimum below
+            assert lp.info["variables"] == lp_variable_count(6, 3, form)
+            assert lp.lp_value is not None and (np.diff(lp.lp_value) <= 1e-9).all()  # rounding order
 
 
 # ---- invariants of every method -------------------------------------------------------------------------
@@ -244,7 +246,7 @@ def test_budget_cmax_and_asked_pairs(method):
         assert (np.diff(sel.score) <= 0).all()
 
 
-@pytest.mark.parametrize("method", FAST_METHODS + ("lp",))
+@pytest.mark.parametrize("method", FAST_METHODS + ("lp", "lp_tight"))
 def test_deterministic_for_a_seed(method):
     p, f = random_instance(3, n=30, c=6)
     scores = binary_scores(p, f)
@@ -289,27 +291,60 @@ def test_baselines_follow_their_rules():
 # ---- the relaxation's weakness (docs/binary_queries.md) ---------------------------------------------
 
 
-def two_clusters(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """60 images in two feature clusters; the first cluster's classes are the more uncertain."""
+def two_clusters(seed: int = 0, n: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n images (n / 2 per cluster) in two feature clusters; the first cluster's classes are the more
+    uncertain (presence in [0.35, 0.65] against [0.15, 0.3]), 4 classes, features at two orthogonal
+    centres plus 5 % noise."""
     rng = np.random.default_rng(seed)
-    cluster = np.repeat([0, 1], 30)
-    p = np.where(cluster[:, None] == 0, rng.uniform(0.35, 0.65, (60, 4)), rng.uniform(0.15, 0.3, (60, 4)))
+    cluster = np.repeat([0, 1], n // 2)
+    p = np.where(cluster[:, None] == 0, rng.uniform(0.35, 0.65, (n, 4)), rng.uniform(0.15, 0.3, (n, 4)))
     centre = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
-    return p, centre[cluster] + 0.05 * rng.random((60, 4)), cluster
+    return p, centre[cluster] + 0.05 * rng.random((n, 4)), cluster
+
+
+def chosen_per_cluster(sel, cluster: np.ndarray) -> list[int]:
+    return np.bincount(cluster[np.unique(sel.image)], minlength=2).tolist()
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_toy_literal_and_tight_relaxations(solver):
+    """The 10-image two-cluster toy of docs/binary_queries.md (B = 5, C_max = 5, lambda = 1): the paper's
+    relaxation has redundancy exactly 0 and asks 4 images of one cluster; the tight one 2; the integer
+    optimum one per cluster."""
+    if solver == "highs":
+        pytest.importorskip("highspy")
+    p, f, cluster = two_clusters(n=10)
+    scores = binary_scores(p, f)
+    literal = select_binary(scores, "lp", 5, 5, 1.0, seed=0, solver=solver)
+    tight = select_binary(scores, "lp_tight", 5, 5, 1.0, seed=0, solver=solver)
+    milp = select_binary(scores, "milp", 5, 5, 1.0, solver=solver)
+    assert literal.info["model_redundancy"] == 0.0 and literal.info["v_max"] == pytest.approx(0.5)
+    assert chosen_per_cluster(literal, cluster) == [4, 0]
+    assert literal.objective == pytest.approx(16.012, abs=1e-3)
+    assert tight.info["model_redundancy"] == pytest.approx(1.25, abs=1e-6)
+    assert chosen_per_cluster(tight, cluster) == [2, 0]
+    assert tight.objective == pytest.approx(4.084, abs=1e-3)
+    assert milp.info["status"] == "Optimal" and chosen_per_cluster(milp, cluster) == [1, 1]
+    assert milp.objective == pytest.approx(2.409, abs=1e-3)
+    assert select_binary(scores, "greedy", 5, 5, 1.0, seed=0).objective == pytest.approx(milp.objective)
 
 
 def test_two_clusters_lp_concentrates_greedy_spreads():
     p, f, cluster = two_clusters()
     scores = binary_scores(p, f)
-    lp = select_binary(scores, "lp", 15, 5, 1.0, seed=0)
     greedy = select_binary(scores, "greedy", 15, 5, 1.0, seed=0)
-    lp_clusters = np.bincount(cluster[np.unique(lp.image)], minlength=2)
     greedy_clusters = np.bincount(cluster[np.unique(greedy.image)], minlength=2)
-    assert lp_clusters.max() >= 0.8 * lp_clusters.sum()  # relaxed: v < 1/2, z = 0, uncertainty only
-    assert lp.info["v_max"] <= 0.5 + 1e-9
     assert greedy_clusters.min() >= 1  # both clusters
-    assert greedy.objective < 0.5 * lp.objective
-    assert greedy.redundancy < lp.redundancy
+    objectives = {}
+    for method in ("lp", "lp_tight"):
+        lp = select_binary(scores, method, 15, 5, 1.0, seed=0)
+        lp_clusters = np.bincount(cluster[np.unique(lp.image)], minlength=2)
+        assert lp_clusters.max() >= 0.8 * lp_clusters.sum()  # relaxed: v <= 1/2, z = 0, uncertainty only
+        assert lp.info["v_max"] <= 0.5 + 1e-9
+        assert greedy.objective < 0.5 * lp.objective
+        assert greedy.redundancy < lp.redundancy
+        objectives[method] = lp.objective
+    assert objectives["lp"] > objectives["lp_tight"]  # the paper's relaxation is the weaker
 
 
 def test_selection_and_oracle_do_not_import_torch():

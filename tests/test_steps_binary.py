@@ -98,7 +98,7 @@ def test_pixel_initial_set_equals_a_pixel_experiments_round_0(tmp_path, dataset)
     assert len(rows(tmp_path / "binary.csv")) == N_TRAIN * 4
 
 
-@pytest.mark.parametrize("method", ["greedy", "lp", "milp", "rr", "ee"])
+@pytest.mark.parametrize("method", ["greedy", "lp", "lp_tight", "milp", "rr", "ee"])
 def test_binary_rounds_meet_the_budget_and_never_ask_a_known_pair(tmp_path, dataset, truth, method):
     exp = experiment(strategy=method, initial={"kind": "dense", "images": 2})
     labels = run_round(tmp_path, dataset, exp, 0, None)

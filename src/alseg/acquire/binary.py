@@ -29,10 +29,13 @@ images ``2 R_ik`` (:func:`~alseg.acquire.binary_problem.selection_redundancy`);
 Methods (:func:`select_binary`)
 -------------------------------
 ``lp``
-    The paper's LP (eq. 8) relaxed and built with PuLP, then rounded
-    (:func:`~alseg.acquire.binary_lp.select_lp`). Faithful, but the relaxation is weak: ``v_i = 0.5`` makes
-    every ``z_ik = 0`` feasible, so the redundancy term vanishes and the rounding follows uncertainty alone.
-    N (N - 1) / 2 ``z`` variables: quadratic memory.
+    The paper's LP (eq. 8) relaxed as written and built with PuLP, then rounded
+    (:func:`~alseg.acquire.binary_lp.select_lp`). Faithful, but the relaxation is weak: ``v_i <= 0.5``
+    makes every ``z_ik = 0`` feasible, the diagonal ``z_ii`` included, so the redundancy term vanishes and
+    the rounding follows uncertainty alone. N (N + 1) / 2 ``z`` variables: quadratic memory.
+``lp_tight``
+    Ours: the same LP with the diagonal folded into the linear term ``R_ii v_i`` (exact for binary v), a
+    tighter relaxation; each chosen image still pays ``R_ii`` in the relaxation, the pairs still nothing.
 ``milp``
     The same model with binary variables, solved to optimality or a time limit (small N only).
 ``greedy``
@@ -61,7 +64,7 @@ from typing import Any
 import numpy as np
 
 from alseg.acquire.binary_greedy import select_greedy
-from alseg.acquire.binary_lp import select_lp, select_milp
+from alseg.acquire.binary_lp import LITERAL, TIGHT, select_lp, select_milp
 from alseg.acquire.binary_problem import (
     BinarySelection,
     RedundancySource,
@@ -70,7 +73,7 @@ from alseg.acquire.binary_problem import (
     _Problem,
 )
 
-BINARY_METHODS = ("lp", "milp", "greedy", "rr", "ee")
+BINARY_METHODS = ("lp", "lp_tight", "milp", "greedy", "rr", "ee")
 DEFAULT_EPS = 1e-6
 _CHUNK_ROWS = 1024
 
@@ -407,7 +410,7 @@ def select_binary(
     ----------
     scores : BinaryScores
         From :func:`binary_scores`.
-    method : {"lp", "milp", "greedy", "rr", "ee"}
+    method : {"lp", "lp_tight", "milp", "greedy", "rr", "ee"}
     budget : int
         B, questions this round (met exactly).
     c_max : int
@@ -419,11 +422,11 @@ def select_binary(
     seed : int
         Tie-breaking (all methods) and the random draws of ``rr``.
     solver : {"cbc", "highs"}
-        LP/MILP solver (``lp``, ``milp``).
+        LP/MILP solver (``lp``, ``lp_tight``, ``milp``).
     time_limit : float or None
-        Solver time limit in seconds (``lp``, ``milp``; ``milp`` defaults to 60).
+        Solver time limit in seconds (``lp``, ``lp_tight``, ``milp``; ``milp`` defaults to 60).
     **options
-        ``greedy``: ``max_moves``, ``starts``; ``lp``/``milp``: ``msg`` (solver log).
+        ``greedy``: ``max_moves``, ``starts``; ``lp``/``lp_tight``/``milp``: ``msg`` (solver log).
 
     Returns
     -------
@@ -436,8 +439,9 @@ def select_binary(
         lam < 0, an asked mask of the wrong shape.
     """
     problem = _problem(scores, budget, c_max, lam, asked)
-    if method == "lp":
-        return select_lp(problem, solver=solver, seed=seed, time_limit=time_limit, **options)
+    if method in ("lp", "lp_tight"):
+        return select_lp(problem, solver=solver, seed=seed, time_limit=time_limit,
+                         form=LITERAL if method == "lp" else TIGHT, **options)
     if method == "milp":
         return select_milp(problem, solver=solver, time_limit=60.0 if time_limit is None else time_limit,
                            **options)

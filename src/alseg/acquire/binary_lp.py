@@ -1,10 +1,19 @@
-"""The paper's LP (eq. 8) and its MILP, built with PuLP and solved by CBC or HiGHS (``lp``, ``milp``).
+"""The paper's LP (eq. 8), a tighter variant of it, and its MILP, built with PuLP and solved by CBC or
+HiGHS (``lp``, ``lp_tight``, ``milp``; docs/binary_queries.md).
 
-Variables ``M_ij`` (pairs), ``v_i`` (images) and ``z_ik`` (pairs of images, i < k): N (N - 1) / 2 of
-them, so memory grows quadratically with the pool (:func:`lp_variable_count`). ``lp`` relaxes the model
-and rounds the relaxed ``M`` (:func:`select_lp`); ``milp`` solves it with binary variables to optimality
-or a time limit (:func:`select_milp`, small pools only). Both are called through
-:func:`alseg.acquire.binary.select_binary`; PuLP is imported only when a model is built.
+Variables ``M_ij`` (pairs), ``v_i`` (images) and ``z_ik`` (pairs of images): memory grows quadratically
+with the pool (:func:`lp_variable_count`). The two relaxations differ only on the diagonal:
+
+* ``lp`` (:data:`LITERAL`), the paper's eq. 8 as written: ``z_ik`` for every pair i <= k, the diagonal
+  included, each with ``v_i + v_k <= 1 + 2 z_ik``; for i = k that is ``z_ii >= v_i - 1/2``, so any
+  ``v_i <= 1/2`` makes the whole redundancy term 0;
+* ``lp_tight`` (:data:`TIGHT`), ours: the diagonal folded into the linear term ``R_ii v_i`` (exact for
+  binary v since ``v_i^2 = v_i``), which tightens the relaxation.
+
+Both round the relaxed ``M`` (:func:`select_lp`); ``milp`` solves the model with binary variables to
+optimality or a time limit (:func:`select_milp`, small pools only; both forms have the same integer
+optimum). All are called through :func:`alseg.acquire.binary.select_binary`; PuLP is imported only when a
+model is built.
 """
 
 from __future__ import annotations
@@ -19,10 +28,17 @@ from alseg.acquire.binary_problem import BinarySelection, _fill_in_order, _finis
 
 LP_SOLVERS = ("cbc", "highs")
 
+#: The paper's eq. 8: ``z_ik`` for i <= k, the diagonal with its own ``z_ii`` (strategy ``lp``).
+LITERAL = "literal"
+#: Ours: the diagonal as the linear term ``R_ii v_i`` (strategy ``lp_tight``, and ``milp``).
+TIGHT = "tight"
+LP_FORMS = (LITERAL, TIGHT)
 
-def lp_variable_count(num_images: int, num_classes: int) -> int:
-    """Variables of the faithful model: N C (M) + N (v) + N (N - 1) / 2 (z)."""
-    return num_images * num_classes + num_images + num_images * (num_images - 1) // 2
+
+def lp_variable_count(num_images: int, num_classes: int, form: str = TIGHT) -> int:
+    """Variables of the model: N C (M) + N (v) + N (N - 1) / 2 (z, i < k), plus N (z_ii) for ``literal``."""
+    diagonal = num_images if form == LITERAL else 0
+    return num_images * num_classes + num_images + num_images * (num_images - 1) // 2 + diagonal
 
 
 def _pulp_solver(solver: str, mip: bool, time_limit: float | None, msg: bool) -> Any:
@@ -46,17 +62,22 @@ def _pulp_solver(solver: str, mip: bool, time_limit: float | None, msg: bool) ->
 
 
 def _solve_pulp_model(
-    problem: _Problem, integer: bool, solver: str, time_limit: float | None, msg: bool
+    problem: _Problem, integer: bool, solver: str, time_limit: float | None, msg: bool, form: str = TIGHT
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Build the paper's eq. 8 with PuLP and solve it; return M (N, C), v (N,) and an info dict.
+    """Build eq. 8 with PuLP and solve it; return M (N, C), v (N,) and an info dict.
 
     Variables: ``M_ij`` in [0, 1] (upper bound 0 for pairs asked before), ``v_i`` in [0, 1], ``z_ik`` in
-    [0, 1] for i < k (binary when ``integer``). Objective ``sum G_ij M_ij + lam (sum_i R_ii v_i +
-    2 sum_{i<k} R_ik z_ik)``, which equals ``sum G M + lam v^T R v`` for binary v (``v_i^2 = v_i``).
-    Constraints ``sum M = B``, ``sum_j M_ij <= C_max``, ``M_ij <= v_i``, ``v_i + v_k <= 1 + 2 z_ik``.
+    [0, 1] (binary when ``integer``) for i < k, and for i = k too when ``form`` is :data:`LITERAL`.
+    Objective ``sum G_ij M_ij + lam sum_{i,k} R_ik z_ik`` over all ordered pairs (``z_ki = z_ik``: each
+    i < k term twice, as ``2 R_ik z_ik``); for :data:`TIGHT` the diagonal term is ``R_ii v_i`` instead of
+    ``R_ii z_ii``. Both equal ``sum G M + lam v^T R v`` for binary v and z. Constraints ``sum M = B``,
+    ``sum_j M_ij <= C_max``, ``M_ij <= v_i``, ``v_i + v_k <= 1 + 2 z_ik`` (the paper's factor 2: at
+    ``v_i = v_k = 1`` a relaxed ``z_ik`` need only be 1/2).
     """
     import pulp
 
+    if form not in LP_FORMS:
+        raise ValueError(f"unknown LP form {form!r}; expected one of {LP_FORMS}")
     started = time.perf_counter()
     n, c = problem.n, problem.c
     R = problem.R.matrix()
@@ -66,17 +87,18 @@ def _solve_pulp_model(
          for i in range(n)]
     v = [model.add_variable(f"v_{i}", 0, 1, cat) for i in range(n)]
     z_terms = []
-    iu, ku = np.triu_indices(n, k=1)
+    iu, ku = np.triu_indices(n, k=0 if form == LITERAL else 1)
     for i, k in zip(iu.tolist(), ku.tolist()):
         z = model.add_variable(f"z_{i}_{k}", 0, 1, cat)
-        z_terms.append((z, 2.0 * problem.lam * float(R[i, k])))
+        z_terms.append((z, (1.0 if i == k else 2.0) * problem.lam * float(R[i, k])))
         model.addConstraint(
             pulp.LpConstraint(pulp.LpAffineExpression([(v[i], 1.0), (v[k], 1.0), (z, -2.0)]),
                               pulp.LpConstraintLE, rhs=1.0),
             name=f"pair_{i}_{k}",
         )
     objective = [(M[i][j], float(problem.G[i, j])) for i in range(n) for j in range(c)]
-    objective += [(v[i], problem.lam * float(R[i, i])) for i in range(n)]
+    if form == TIGHT:
+        objective += [(v[i], problem.lam * float(R[i, i])) for i in range(n)]
     model.setObjective(pulp.LpAffineExpression(objective + z_terms))
     model.addConstraint(
         pulp.LpConstraint(pulp.LpAffineExpression([(M[i][j], 1.0) for i in range(n) for j in range(c)]),
@@ -106,13 +128,25 @@ def _solve_pulp_model(
         "solver": solver,
         "status": pulp.LpStatus[status],
         "solution_status": pulp.LpSolution.get(model.sol_status, str(model.sol_status)),
-        "variables": lp_variable_count(n, c),
+        "form": form,
+        "variables": lp_variable_count(n, c, form),
         "constraints": model.numConstraints(),
         "build_seconds": built - started,
         "solve_seconds": solved - built,
         "model_objective": float(pulp.value(model.objective)),
+        "model_redundancy": _model_redundancy(z_terms, v_values, R, problem.lam, form),
     }
     return np.clip(values, 0.0, 1.0), v_values, info
+
+
+def _model_redundancy(z_terms: list[tuple[Any, float]], v: np.ndarray, R: np.ndarray, lam: float,
+                      form: str) -> float:
+    """The model's redundancy term (``lam`` included) at the solution: 0 when every z (and, for
+    :data:`TIGHT`, every diagonal ``v_i``) vanishes."""
+    total = sum(coef * (z.value() or 0.0) for z, coef in z_terms)
+    if form == TIGHT:
+        total += lam * float(np.diag(R) @ v)
+    return float(total)
 
 
 def select_lp(
@@ -121,22 +155,26 @@ def select_lp(
     seed: int = 0,
     time_limit: float | None = None,
     msg: bool = False,
+    form: str = LITERAL,
 ) -> BinarySelection:
-    """The paper's method: relaxed eq. 8 with PuLP, then rounding.
+    """Relaxed eq. 8 with PuLP, then rounding: the paper's method (``form="literal"``, strategy ``lp``)
+    or our tighter relaxation (``form="tight"``, strategy ``lp_tight``; module docstring).
 
     Rounding: walk the pairs by descending relaxed ``M_ij``; ties (the relaxation is full of them, e.g.
     many entries at 0.5) by ascending G (the more uncertain pair first), then by a random order drawn from
     ``seed``; keep a pair while its image has fewer than C_max kept pairs and it was not asked before,
     until B pairs are kept. Deterministic for a seed (the solvers are deterministic on one thread).
     """
-    M, v, info = _solve_pulp_model(problem, integer=False, solver=solver, time_limit=time_limit, msg=msg)
+    M, v, info = _solve_pulp_model(problem, integer=False, solver=solver, time_limit=time_limit, msg=msg,
+                                   form=form)
     info["relaxed_objective"] = info.pop("model_objective")
     info["v_max"] = float(v.max())
     tie = np.random.default_rng(seed).permutation(problem.n * problem.c)
     order = np.lexsort((tie, problem.G.reshape(-1), -M.reshape(-1)))
     kept = _fill_in_order(problem, order)
     image, cls = kept // problem.c, kept % problem.c
-    return _finish(problem, image, cls, "lp", lp_value=M[image, cls], info=info, order="given")
+    method = "lp" if form == LITERAL else "lp_tight"
+    return _finish(problem, image, cls, method, lp_value=M[image, cls], info=info, order="given")
 
 
 def select_milp(

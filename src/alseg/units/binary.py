@@ -2,7 +2,7 @@
 
 Round 0 is the initial labelled set (``initial``, :mod:`alseg.units.initial`). Rounds r >= 1 ask
 ``budget`` questions chosen by :func:`alseg.acquire.binary.select_binary` (the experiment's ``strategy``:
-``lp``, ``greedy``, ``milp``, ``rr`` or ``ee``) from round r-1's dump (``/image/class_presence``,
+``lp``, ``lp_tight``, ``greedy``, ``milp``, ``rr`` or ``ee``) from round r-1's dump (``/image/class_presence``,
 ``/image/features``), at most ``binary.c_max`` per image. Pairs whose answer the store already tells are
 never asked (:func:`alseg.units.known_pairs`: pairs answered before, pairs whose class a labelled pixel
 shows, every pair of a densely labelled image). The answers (``binary_*`` in the store) train through the
@@ -244,7 +244,7 @@ def _rounded(value: Any) -> Any:
 class BinaryUnit(InitialSetUnit):
     name = "binary"
     row_unit = "binary"
-    strategies = ("lp", "greedy", "milp", "rr", "ee")
+    strategies = ("lp", "lp_tight", "greedy", "milp", "rr", "ee")
     store_arrays = {"binary_image": np.int32, "binary_class": np.int16, "binary_present": np.bool_,
                     "binary_round": np.int16}
     page_script = "binary.js"
