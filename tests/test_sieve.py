@@ -90,3 +90,17 @@ def test_sieve_bad_inputs() -> None:
         sieve_thresholds(region, confidence, 1, min_size=0)
     with pytest.raises(ValueError, match="NaN"):
         sieve_thresholds(region, np.full(10, np.nan), 1)
+
+
+def test_label_noise_counts_void_pixels_that_receive_a_label() -> None:
+    """Hand-made: 8 labelled pixels of one region answered class 1 (ignore index 255): 4 are class 1, 2 are
+    class 0 (wrong), 2 are void (trained as class 1 all the same)."""
+    from alseg.units.superpixel.sieving import label_noise
+
+    cls = np.full(8, 1)
+    truth = np.array([1, 1, 1, 1, 0, 0, 255, 255])
+    assert label_noise(cls, truth, 255) == pytest.approx(4 / 8)  # 2 wrong + 2 void, of 8
+    assert label_noise(cls, truth, 255, count_void=False) == pytest.approx(2 / 6)  # the old figure
+    assert label_noise(cls[6:], truth[6:], 255) == 1.0  # only void: every label is wrong
+    assert label_noise(cls[6:], truth[6:], 255, count_void=False) is None
+    assert label_noise(cls[:0], truth[:0], 255) is None

@@ -210,6 +210,11 @@ def test_training_points_are_the_pixels_of_answered_regions(pool) -> None:
     np.testing.assert_array_equal(points.cls, expected[points.image, points.y, points.x])
     assert record["sieve"] is False and record["sieved_share"] == 0 and record["training_pixels"] == len(points)
     assert 0 <= record["label_noise"] <= 1
+    # void pixels that receive a label count as wrong in label_noise, not in label_noise_non_void
+    truth = pool["split"].masks[points.image, points.y, points.x]
+    assert record["label_noise"] == pytest.approx(np.mean(points.cls != truth))  # a void truth never matches
+    assert record["label_noise"] >= record["label_noise_non_void"] - 1e-12
+    assert record["label_noise_before_sieve"] == record["label_noise"]
 
 
 def test_sieving_drops_low_confidence_pixels_with_the_previous_model(pool, tmp_path) -> None:

@@ -91,12 +91,32 @@ def sieve_pixels(
     return sieve_mask(pixels.region, confidence, pixels.num_regions, min_size, sample_points)
 
 
-def _noise(cls: np.ndarray, truth: np.ndarray, ignore_index: int) -> float | None:
-    """Share of pixels with a ground-truth class whose label differs from it (None: none has one)."""
-    valid = truth != ignore_index
-    if not valid.any():
+def label_noise(cls: np.ndarray, truth: np.ndarray, ignore_index: int, count_void: bool = True) -> float | None:
+    """Share of labelled pixels whose training label is wrong.
+
+    Parameters
+    ----------
+    cls : ndarray of int, shape (P,)
+        The label each pixel trains on (the dominant class of its answered region).
+    truth : ndarray of int, shape (P,)
+        Its ground-truth class, ``ignore_index`` for void.
+    ignore_index : int
+    count_void : bool
+        True: a void pixel that receives a label counts as wrong, over all P pixels (what training sees:
+        the label is a class the pixel does not have). False: void pixels are left out, over the pixels
+        with a ground-truth class (the ``*_non_void`` figures; before issue 17 the only one).
+
+    Returns
+    -------
+    float or None
+        None when there is no pixel to count.
+    """
+    if not count_void:
+        valid = truth != ignore_index
+        return float(np.mean(cls[valid] != truth[valid])) if valid.any() else None
+    if truth.size == 0:
         return None
-    return float(np.mean(cls[valid] != truth[valid]))
+    return float(np.mean((cls != truth) | (truth == ignore_index)))
 
 
 def superpixel_training_targets(store: LabelStore, job: Job) -> TrainingTargets:
@@ -104,7 +124,9 @@ def superpixel_training_targets(store: LabelStore, job: Job) -> TrainingTargets:
 
     The record (for ``train_log.json``): labelled and training pixel counts, the sieved share, regions
     sieved, and (from the pool's ground truth, for measurement only) the share of training pixels whose
-    label differs from the ground truth, before and after sieving, and among the pixels sieved out.
+    label is wrong, before and after sieving, and among the pixels sieved out (:func:`label_noise`:
+    ``label_noise*`` and ``sieved_out_noise`` count void pixels that receive a label as wrong; the
+    ``*_non_void`` figures leave void pixels out).
     """
     superpixels, pool, r = job.file("superpixels"), job.pool, job.round_index
     ignore_index = job.info.ignore_index
@@ -117,7 +139,8 @@ def superpixel_training_targets(store: LabelStore, job: Job) -> TrainingTargets:
     record: dict[str, Any] = {
         "labelled_pixels": len(pixels),
         "labelled_regions": pixels.num_regions,
-        "label_noise_before_sieve": _noise(pixels.cls, truth, ignore_index),
+        "label_noise_before_sieve": label_noise(pixels.cls, truth, ignore_index),
+        "label_noise_non_void_before_sieve": label_noise(pixels.cls, truth, ignore_index, count_void=False),
         "void_share": float(np.mean(truth == ignore_index)) if len(pixels) else None,
         "sieve": False,
         "sieve_model": None,
@@ -137,8 +160,10 @@ def superpixel_training_targets(store: LabelStore, job: Job) -> TrainingTargets:
         training_pixels=int(keep.sum()),
         sieved_out_pixels=sieved_out,
         sieved_share=sieved_out / max(len(pixels), 1),
-        label_noise=_noise(pixels.cls[keep], truth[keep], ignore_index),
-        sieved_out_noise=_noise(pixels.cls[~keep], truth[~keep], ignore_index),
+        label_noise=label_noise(pixels.cls[keep], truth[keep], ignore_index),
+        label_noise_non_void=label_noise(pixels.cls[keep], truth[keep], ignore_index, count_void=False),
+        sieved_out_noise=label_noise(pixels.cls[~keep], truth[~keep], ignore_index),
+        sieved_out_noise_non_void=label_noise(pixels.cls[~keep], truth[~keep], ignore_index, count_void=False),
     )
     log(f"round {r}: {len(pixels)} pixels in {pixels.num_regions} answered regions over {images.size} of "
         f"{len(pool)} images; " + (f"sieving with {record['sieve_model']} kept {int(keep.sum())} and sieved out "
