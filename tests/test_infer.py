@@ -150,3 +150,54 @@ def test_compression_specs(tmp_path: Path, model, images, spec: str) -> None:
 def test_bad_compression_spec() -> None:
     with pytest.raises(ValueError, match="unknown compression"):
         compression_options("zstd")
+
+
+def test_official_mc_dropout_scores_the_sum_of_the_per_pass_maps(tmp_path: Path, images) -> None:
+    """``mc_mode: official``: Dropout2d 0.2 on the encoder maps, and the score of every strategy equals the
+    sum of the per-pass uncertainty maps computed by hand with the same seed (not the uncertainty of the
+    mean softmax)."""
+    from alseg.acquire.pixel import strategy_scores
+    from alseg.mc_dropout import official_model, summed_passes
+    from alseg.models import enable_mc_dropout
+
+    torch.manual_seed(3)
+    official = build_model(official_model(MODEL), NUM_CLASSES).eval()
+    with torch.no_grad():  # larger weights than the init's, so that the dropout masks move the softmax visibly
+        for module in official.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.normal_(0.0, 0.15)
+    assert official.encoder_dropout.p == 0.2 and official.head_dropout.p == 0.0
+    passes, seed = 3, 5
+    path = tmp_path / "official.h5"
+    write_inference(path, official, images, NUM_CLASSES, batch_size=len(images), mc_passes=passes, seed=seed,
+                    mc_mode="official", log=lambda line: None)
+    data = read_inference(path, ["top1", "top2", "entropy"])
+    assert data.attrs["mc_mode"] == "official" and summed_passes(data.attrs) == passes
+
+    by_hand = {"margin": 0.0, "least_confidence": 0.0, "entropy": 0.0}
+    mean_probs, margins = 0.0, []
+    with torch.random.fork_rng(), torch.inference_mode():
+        torch.manual_seed(seed)
+        enable_mc_dropout(official)
+        x = torch.from_numpy(normalise_images(images))
+        for _ in range(passes):
+            probs = torch.softmax(forward_with_features(official, x)[0], dim=1)
+            top = probs.topk(2, dim=1).values
+            margins.append((top[:, 0] - top[:, 1]).numpy())
+            by_hand["margin"] = by_hand["margin"] + margins[-1]
+            by_hand["least_confidence"] = by_hand["least_confidence"] + (1 - top[:, 0]).numpy()
+            by_hand["entropy"] = by_hand["entropy"] + (-(probs * torch.log(probs + 1e-12)).sum(dim=1)).numpy()
+            mean_probs = mean_probs + probs.numpy() / passes
+    official.eval()
+    for strategy, expected in by_hand.items():
+        score, _ = strategy_scores(strategy, data, summed_passes(data.attrs))
+        np.testing.assert_allclose(score, expected, atol=passes * 2e-3)  # the dump stores float16 means
+    # the passes differ (dropout is active), and the summed entropy is not T times the mean softmax's
+    assert np.ptp(np.stack(margins), axis=0).max() > 0.1
+    entropy_of_mean = -(mean_probs * np.log(mean_probs + 1e-12)).sum(axis=1)
+    assert (passes * entropy_of_mean - by_hand["entropy"]).max() > 0.1  # Jensen: larger where passes differ
+
+
+def test_official_mode_needs_passes(tmp_path: Path, model, images) -> None:
+    with pytest.raises(ValueError, match="mc_mode"):
+        _write(tmp_path / "x.h5", model, images, mc_mode="official")

@@ -86,3 +86,26 @@ def test_deep_merge_overrides_key_by_key():
     base = {"a": {"b": 1, "c": 2}, "d": 3}
     assert deep_merge(base, {"a": {"c": 5}}) == {"a": {"b": 1, "c": 5}, "d": 3}
     assert base["a"]["c"] == 2
+
+
+def test_official_mc_dropout_config():
+    """``acquisition.mc_mode: official``: the official dropout placement and T = 20; pixel unit only; the
+    default stays the mean softmax of ``mc_passes`` passes with the model as configured."""
+    from alseg.mc_dropout import mc_passes
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    default = resolve_config(cfg)["experiments"]
+    assert all(e["acquisition"]["mc_mode"] == "mean_softmax" and "encoder_dropout" not in e["model"]
+               for e in default.values())
+    name = next(n for n, e in default.items() if e["unit"] == "pixel")
+    edited = copy.deepcopy(cfg)
+    edited["experiments"][name] = {**(edited["experiments"][name] or {}), "acquisition": {"mc_mode": "official"}}
+    official = resolve_config(edited)["experiments"][name]
+    assert official["model"]["encoder_dropout"] == 0.2 and official["model"]["dropout"] == 0.0
+    assert mc_passes(official["acquisition"]) == 20
+    assert mc_passes({**official["acquisition"], "mc_passes": 5}) == 5
+    assert mc_passes(default[name]["acquisition"]) == 0
+    binary = next(n for n, e in default.items() if e["unit"] == "binary")
+    edited["experiments"][binary] = {**(edited["experiments"][binary] or {}), "acquisition": {"mc_mode": "official"}}
+    with pytest.raises(ConfigError, match="official is PixelPick's MC dropout"):
+        resolve_config(edited)

@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from alseg.defaults import BUILTIN_DEFAULTS
+from alseg.mc_dropout import OFFICIAL, official_model
 from alseg.units import UNITS
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -112,6 +113,7 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
                 errors.append(f"experiments/{name}/strategy: {merged.get('strategy')!r} is not a strategy of unit "
                               f"{unit.name!r} (one of {', '.join(unit.strategies)})")
             errors += [f"experiments/{name}/{problem}" for problem in (unit.config_problems(merged) if unit else [])]
+            errors += _official_mc_dropout(merged)
             if merged.get("dataset") not in config["datasets"]:
                 errors.append(
                     f"experiments/{name}/dataset: {merged.get('dataset')!r} is not one of the configured "
@@ -141,6 +143,17 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
         "model_threads": config.get("model_threads"),
         "round0_twins": round0_twins(experiments) if config.get("share_round0", True) else {},
     }
+
+
+def _official_mc_dropout(merged: dict[str, Any]) -> list[str]:
+    """``acquisition.mc_mode: official`` (pixel unit only) sets the model's dropout to the official placement
+    (:func:`alseg.mc_dropout.official_model`), in place; the problems, if any."""
+    if (merged.get("acquisition") or {}).get("mc_mode") != OFFICIAL:
+        return []
+    if merged.get("unit") != "pixel":
+        return [f"acquisition/mc_mode: official is PixelPick's MC dropout, for unit pixel (not {merged.get('unit')!r})"]
+    merged["model"] = official_model(merged.get("model") or {})
+    return []
 
 
 def round0_twins(experiments: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:

@@ -88,7 +88,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "last_round": None,
     "model": {"name": "small_unet", "dropout": 0.1, "weights": None},
     "training": TRAINING_DEFAULTS,
-    "acquisition": {"top_percent": 5.0, "mc_passes": 0, "query_void": False},
+    "acquisition": {"top_percent": 5.0, "mc_passes": 0, "mc_mode": "mean_softmax", "query_void": False},
     "oracle": {"kind": "simulated", "error_rate": 0.0},
     "costs": {"pixel": {"clicks": 1, "seconds": 1.42}, "superpixel": {"clicks": 1, "seconds": 2.0},
               "binary": {"clicks": 1, "seconds": 3.0}, "image": {"clicks": 1, "seconds": 468.0},

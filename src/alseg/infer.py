@@ -29,6 +29,7 @@ from alseg.inference_file import (
     create_superpixel_group,
     write_superpixel_rows,
 )
+from alseg.mc_dropout import MC_MODES, MEAN_SOFTMAX, OFFICIAL
 from alseg.models import enable_mc_dropout, forward_with_features, model_checksum, resolve_device
 
 if TYPE_CHECKING:  # imported when used: pixel experiments need neither OpenCV nor scikit-image
@@ -70,6 +71,9 @@ def probability_fields(probs: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+#: The per-pixel fields that ``mc_mode: official`` averages over the passes (each pass's own values)
+PER_PASS_FIELDS = ("top1", "top2", "entropy")
+
 #: The groups a dump may hold (docs/architecture.md): per-pixel fields, per-image fields, per-superpixel
 #: statistics
 DUMP_GROUPS = ("pixel", "image", "superpixel")
@@ -89,6 +93,7 @@ def write_inference(
     log: Callable[[str], None] | None = None,
     groups: Collection[str] = ("pixel", "image"),
     superpixels: SuperpixelMaps | None = None,
+    mc_mode: str = MEAN_SOFTMAX,
 ) -> None:
     """Run ``model`` over ``images`` and write the inference dump atomically.
 
@@ -123,8 +128,16 @@ def write_inference(
         Base superpixels of all ``images`` (:func:`alseg.superpixels.read_superpixels`), needed by the
         ``superpixel`` group: the statistics of every base superpixel
         (:func:`alseg.acquire.superpixel_stats.superpixel_stats_from_probs`, one pass per batch).
+    mc_mode : {"mean_softmax", "official"}
+        ``official`` (:mod:`alseg.mc_dropout`; needs ``mc_passes`` >= 1): ``/pixel/top1``, ``top2`` and
+        ``entropy`` are the means over the passes of each pass's values, so that T times a strategy's
+        score of them is the official sum of the per-pass uncertainty maps; everything else is of the mean
+        softmax, as in ``mean_softmax``. The file's ``mc_mode`` attribute records the mode.
     """
     num_images, height, width = _checked_request(images, mc_passes, groups, superpixels)
+    if mc_mode not in MC_MODES or (mc_mode == OFFICIAL and mc_passes < 1):
+        raise ValueError(f"mc_mode must be one of {MC_MODES} ({OFFICIAL!r} with mc_passes >= 1), got {mc_mode!r} "
+                         f"with mc_passes {mc_passes}")
     log = log or joblog.log
     device = next(model.parameters()).device if device is None else resolve_device(device)
     model.to(device)
@@ -145,14 +158,15 @@ def write_inference(
                 if "superpixel" in groups else None
             for start in range(0, num_images, batch_size):
                 batch = np.asarray(images[start : start + batch_size])
-                probs, features = _mean_probabilities(model, batch, num_classes, mc_passes, device)
-                fields = {k: v.cpu().numpy() for k, v in probability_fields(probs).items()}
+                probs, features, per_pass = _mean_probabilities(model, batch, num_classes, mc_passes, device,
+                                                                mc_mode == OFFICIAL)
+                fields = {k: v.cpu().numpy() for k, v in {**probability_fields(probs), **per_pass}.items()}
                 fields["features"] = features.cpu().numpy()
                 writer.write(start, fields)
                 if statistics is not None:
                     statistics.add(start, probs, fields)
                 progress.done(min(start + batch_size, num_images))
-            for key, value in {"model": checksum, "mc_passes": int(mc_passes), "seed": int(seed),
+            for key, value in {"model": checksum, "mc_passes": int(mc_passes), "mc_mode": mc_mode, "seed": int(seed),
                                "num_classes": int(num_classes), "compression": compression,
                                **(attrs or {})}.items():
                 h5.attrs[key] = _attr_value(value)
@@ -177,23 +191,31 @@ def _checked_request(images: np.ndarray, mc_passes: int, groups: Collection[str]
 
 
 def _mean_probabilities(model: nn.Module, batch: np.ndarray, num_classes: int, mc_passes: int,
-                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+                        device: torch.device, per_pass_maps: bool = False
+                        ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Softmax probabilities (b, C, H, W) and pooled features (b, F) of a batch, averaged over
-    ``max(1, mc_passes)`` passes."""
+    ``max(1, mc_passes)`` passes; with ``per_pass_maps``, also the means over the passes of each pass's
+    ``top1``, ``top2`` and ``entropy`` (b, H, W) (:func:`probability_fields`; else an empty dict)."""
     x = torch.from_numpy(normalise_images(batch)).to(device)
     passes = max(1, mc_passes)
     probs = torch.zeros((len(x), num_classes, *x.shape[2:]), dtype=torch.float32, device=device)
     features: torch.Tensor | None = None
+    maps: dict[str, torch.Tensor] = {}
     for _ in range(passes):
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             logits, pooled = forward_with_features(model, x)
         if logits.shape[1] != num_classes:
             raise ValueError(f"model outputs {logits.shape[1]} classes, expected {num_classes}")
-        probs += torch.softmax(logits.float(), dim=1)
+        pass_probs = torch.softmax(logits.float(), dim=1)
+        probs += pass_probs
         features = pooled.float() if features is None else features + pooled.float()
+        if per_pass_maps:
+            pass_fields = probability_fields(pass_probs)
+            for key in PER_PASS_FIELDS:
+                maps[key] = pass_fields[key] if key not in maps else maps[key] + pass_fields[key]
     probs /= passes
     assert features is not None
-    return probs, features / passes
+    return probs, features / passes, {key: value / passes for key, value in maps.items()}
 
 
 class _SuperpixelStatistics:

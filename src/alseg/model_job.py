@@ -207,6 +207,7 @@ def infer(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any], 
     experiment's unit reads (``settings["unit"]``), with the ``superpixels`` file where it reads
     ``/superpixel`` (docs/architecture.md)."""
     from alseg.infer import write_inference
+    from alseg.mc_dropout import mc_mode, mc_passes
     from alseg.models import load_model, model_checksum, resolve_device
 
     job = Job(dataset, settings, round_index, files)
@@ -221,7 +222,8 @@ def infer(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any], 
         maps = read_superpixels(job.file("superpixels"), expected_shape=pool.masks.shape)
     write_inference(out, model, pool.images, num_classes=info.num_classes,
                     batch_size=settings["inference"]["batch_size"], device=device,
-                    mc_passes=settings["acquisition"]["mc_passes"], seed=job.seed("infer"),
+                    mc_passes=mc_passes(settings["acquisition"]), mc_mode=mc_mode(settings["acquisition"]),
+                    seed=job.seed("infer"),
                     attrs={"model": model_checksum(model), "round": round_index, "classes": list(info.classes)},
                     groups=groups, superpixels=maps)
     log(f"round {round_index}: inference over {pool.images.shape[0]} pool images ({', '.join(groups) or 'no'} "

@@ -33,6 +33,7 @@ from torch import nn
 
 from alseg import pretrained
 from alseg.atomic import atomic_path
+from alseg.encoder_dropout import add_encoder_dropout
 from alseg.torchfile import weights_checksum
 
 #: Name of the pure-torch model; every other name goes to ``segmentation_models_pytorch.create_model``.
@@ -196,6 +197,8 @@ def build_model(cfg: dict[str, Any], num_classes: int, load_pretrained: bool = T
         (case-insensitive). ``encoder``: smp encoder name (default ``mobilenet_v2`` for deeplabv3plus,
         ``resnet50`` for fpn). ``weights``: None or a local file holding a whole-model or an encoder state
         dict (detected). ``dropout``: probability of the Dropout2d before the classifier (default 0.1).
+        ``encoder_dropout``: of the Dropout2d on the encoder's deepest and stride-4 maps (default 0, none;
+        :mod:`alseg.encoder_dropout`).
         ``width``, ``levels``: small U-Net base channels (default 16) and depth (default 3).
         ``smp_kwargs``: extra keyword arguments for ``smp.create_model``. ``weights: imagenet`` (smp models):
         ImageNet encoder weights, installed for ``encoder: efficientnet_lite0`` (smp's
@@ -232,6 +235,7 @@ def build_model(cfg: dict[str, Any], num_classes: int, load_pretrained: bool = T
         )
     else:
         model = _build_smp_model(name, cfg, num_classes, load_pretrained)
+    add_encoder_dropout(model, float(cfg.get("encoder_dropout", 0.0)))
     if load_pretrained and cfg.get("weights") and not named_weights:
         load_weights(model, cfg["weights"])
     return model

@@ -140,7 +140,7 @@ def train_settings(config: Config, experiment: str, round_index: int) -> dict[st
     (which groups the dump holds) and the unit's own training settings."""
     settings = config["experiments"][experiment]
     chosen = {key: settings[key] for key in ("unit", "seed", "model", "training", "inference")}
-    chosen["acquisition"] = {"mc_passes": settings["acquisition"]["mc_passes"]}
+    chosen["acquisition"] = {key: settings["acquisition"][key] for key in ("mc_passes", "mc_mode")}
     return {**chosen, **unit_of(config, experiment).train_settings(settings, round_index)}
 
 

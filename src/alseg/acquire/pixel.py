@@ -32,7 +32,7 @@ def entropy_scores(probabilities: np.ndarray, axis: int = 1, eps: float = 1e-12)
     return -(p * np.log(p + eps)).sum(axis=axis)
 
 
-def strategy_scores(strategy: str, fields: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def strategy_scores(strategy: str, fields: dict[str, np.ndarray], passes: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The strategy's score per pixel and the priority that orders the queries.
 
     Parameters
@@ -40,6 +40,11 @@ def strategy_scores(strategy: str, fields: dict[str, np.ndarray]) -> tuple[np.nd
     strategy : {"least_confidence", "margin", "entropy"}
     fields : dict
         Inference dump fields ``top1``, ``top2``, ``entropy``, each (N, H, W).
+    passes : int
+        The score is ``passes`` times the score of the fields. A dump of ``mc_mode: official`` holds the
+        means over T passes of each pass's ``top1``, ``top2`` and ``entropy``, and every score is linear
+        in them, so ``passes = T`` gives the official sum of the T per-pass uncertainty maps
+        (:func:`alseg.mc_dropout.summed_passes`); 1 otherwise.
 
     Returns
     -------
@@ -49,13 +54,13 @@ def strategy_scores(strategy: str, fields: dict[str, np.ndarray]) -> tuple[np.nd
         Larger is asked first (the negated margin for margin).
     """
     if strategy == "least_confidence":
-        score = least_confidence_scores(fields["top1"])
+        score = passes * least_confidence_scores(fields["top1"])
         return score, score
     if strategy == "margin":
-        score = margin_scores(fields["top1"], fields["top2"])
+        score = passes * margin_scores(fields["top1"], fields["top2"])
         return score, -score
     if strategy == "entropy":
-        score = fields["entropy"].astype(np.float32)
+        score = passes * fields["entropy"].astype(np.float32)
         return score, score
     raise ValueError(f"unknown pixel strategy {strategy!r}; expected one of {PIXEL_STRATEGIES}")
 

@@ -56,9 +56,10 @@ def select_pixel_queries(job: Job, strategy: str, budget: int, top_percent: floa
     model = ""
     if strategy != "random":
         from alseg.inference_file import read_inference
+        from alseg.mc_dropout import summed_passes
 
         fields = read_inference(job.file("inference"), ["top1", "top2", "entropy"])
-        score_map, priority = strategy_scores(strategy, fields)
+        score_map, priority = strategy_scores(strategy, fields, summed_passes(fields.attrs))
         model = str(fields.attrs.get("model", ""))
     selection = select_pixels(priority, eligible, budget, top_percent if strategy != "random" else 0.0, rng)
     if selection.shortfall:
