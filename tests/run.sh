@@ -12,6 +12,9 @@
 #
 # The SLURM test (tests/test_slurm.py) needs root and Debian's slurm/munge packages (.ci/run
 # installs them); without them it is skipped and the reason printed.
+# The Label Studio test (tests/test_labelstudio_server.py) needs Label Studio's own environment,
+# ${ALSEG_CI_CACHE:-~/.cache/alseg-ci}/labelstudio-<version> (tests/labelstudio_env.py): made here on
+# first use (about 1 GB from the package registry), unless ALSEG_SKIP_LABELSTUDIO=1.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,6 +55,15 @@ fi
 # Point the (cached) environment's editable install at this clone; no network needed.
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
 command -v flock >/dev/null && flock -u 9 2>/dev/null || true
+
+# Label Studio's own environment (never alseg's: it pins Django, numpy, ...); the test finds it.
+if [[ "${ALSEG_SKIP_LABELSTUDIO:-}" != 1 ]]; then
+    if ls_venv="$("$python" tests/labelstudio_env.py)"; then
+        export ALSEG_LABELSTUDIO_VENV="$ls_venv"
+    else
+        echo "tests/run.sh: no Label Studio environment; tests/test_labelstudio_server.py will not run" >&2
+    fi
+fi
 
 # Snakemake's jobs (local and SLURM) start `python -m snakemake` from PATH.
 export PATH="$venv/bin:$PATH"
