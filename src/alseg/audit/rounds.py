@@ -16,11 +16,13 @@ from alseg.audit.files import Experiment, Finding, differing_keys, read_json, sa
 from alseg.labels import COST_SOURCES, LabelStore, load_labels
 from alseg.queries import ANSWER_COLUMNS, SKIP, Table, read_queries, read_rows, table_rows
 from alseg.steps import add_round
-from alseg.units import Job, labelled_pixels, unit_named, unit_of_row
+from alseg.units import UNITS, Job, labelled_pixels, unit_named, unit_of_row
 
 #: Names of the parts of what a query asks about, by column of :meth:`QueryUnit.asked_items`'s keys
 _ITEM_PARTS = {"pixel": ("image", "y", "x"), "superpixel": ("image", "base superpixel"),
                "binary": ("image", "class")}
+#: Row units by code in the audit's item rows (the same for every experiment, so that they compare)
+ROW_UNITS = sorted({unit.row_unit for unit in UNITS.values()})
 #: Rows listed of one kind of finding in one file (then a count)
 _LISTED = 10
 
@@ -50,8 +52,10 @@ class ExperimentState:
 
     store: LabelStore | None = None
     replayable: bool = True
-    asked: dict[tuple[str, tuple[int, ...]], tuple[int, str]] = field(default_factory=dict)
-    items: dict[int, set[tuple[str, tuple[int, ...]]]] = field(default_factory=dict)
+    asked_keys: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))  # (unit, keys) rows
+    asked_round: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    asked_id: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
+    items: dict[int, np.ndarray] = field(default_factory=dict)  # round -> its distinct items (item_rows)
     previous_model: str | None = None
     notes: list[str] = field(default_factory=list)
     unchecked_digests: list[int] = field(default_factory=list)
@@ -61,9 +65,11 @@ def _at(table: Table, row: int) -> str:
     return f"line {row + 2} ({table['query_id'][row]})"
 
 
-def _item_text(unit: str, key: tuple[int, ...]) -> str:
-    parts = _ITEM_PARTS.get(unit, ("image",))
-    return f"{unit} " + ", ".join(f"{name} {value}" for name, value in zip(parts, key))
+def _item_text(key: np.ndarray) -> str:
+    """``pixel image 3, y 5, x 7`` of a row (unit code, three keys; -1 where a key does not apply)."""
+    unit = ROW_UNITS[int(key[0])]
+    values = [int(v) for v in key[1:] if v != -1]
+    return f"{unit} " + ", ".join(f"{name} {value}" for name, value in zip(_ITEM_PARTS.get(unit, ("image",)), values))
 
 
 def check_queries(path: Path, round_index: int, findings: list[Finding]) -> Table | None:
@@ -101,14 +107,21 @@ def check_answers(path: Path, table: Table, classes: list[str], findings: list[F
     return None if problems else read_answers(path, table, classes, empty_cost=np.nan)
 
 
+def item_rows(keys: np.ndarray) -> np.ndarray:
+    """Rows of an int64 (M, k) array as one opaque value each (void), so that numpy sets compare rows."""
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    return keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).reshape(-1)
+
+
 def check_asked_once(exp: Experiment, job: Job, table: Table, given: Table, state: ExperimentState,
                      findings: list[Finding]) -> None:
     """Nothing is asked twice: not within the round, not after an earlier round asked it (a pixel, a base
     superpixel, an (image, class) question, an image), unless that earlier query was skipped and its unit
-    asks skipped queries again (:meth:`~alseg.units.base.QueryUnit.asked_items`)."""
+    asks skipped queries again (:meth:`~alseg.units.base.QueryUnit.asked_items`). A repeat names the
+    query that asked the item first."""
     path = exp.file(job.round_index, "queries.csv")
     units = np.asarray(table["unit"])
-    round_items: set[tuple[str, tuple[int, ...]]] = set()
+    parts = []
     for name in dict.fromkeys(units.tolist()):
         rows = np.flatnonzero(units == name)
         try:
@@ -116,16 +129,26 @@ def check_asked_once(exp: Experiment, job: Job, table: Table, given: Table, stat
         except (OSError, ValueError) as err:
             findings.append(Finding(path, "", f"cannot tell what its {name} queries ask: {err}"))
             continue
-        for key_row, q in zip(keys.tolist(), query.tolist()):
-            row = int(rows[q])
-            item = (name, tuple(v for v in key_row if v != -1) or (key_row[0],))
-            if item in state.asked:
-                earlier_round, earlier_id = state.asked[item]
-                findings.append(Finding(path, _at(table, row), f"asks {_item_text(*item)} again: round "
-                                                               f"{earlier_round} asked it ({earlier_id})"))
-            state.asked[item] = (job.round_index, str(table["query_id"][row]))
-            round_items.add(item)
-    state.items[job.round_index] = round_items
+        code = np.full((len(query), 1), ROW_UNITS.index(name), dtype=np.int64)
+        parts.append((np.hstack([code, np.asarray(keys, dtype=np.int64).reshape(-1, 3)]), rows[query]))
+    keys = np.concatenate([k for k, _ in parts]) if parts else np.zeros((0, 4), np.int64)
+    rows = np.concatenate([r for _, r in parts]) if parts else np.zeros(0, np.int64)
+    earlier = len(state.asked_keys)
+    every = np.concatenate([state.asked_keys, keys])
+    _, first, inverse = np.unique(item_rows(every), return_index=True, return_inverse=True)
+    first_asker = first[inverse.reshape(-1)[earlier:]]
+    for i in np.flatnonzero(first_asker < earlier + np.arange(len(keys))):
+        j = int(first_asker[i])
+        if j < earlier:
+            asker_round, asker_id = state.asked_round[j], state.asked_id[j]
+        else:
+            asker_round, asker_id = job.round_index, table["query_id"][rows[j - earlier]]
+        findings.append(Finding(path, _at(table, int(rows[i])), f"asks {_item_text(keys[i])} again: round "
+                                                                f"{asker_round} asked it ({asker_id})"))
+    state.asked_keys = every
+    state.asked_round = np.concatenate([state.asked_round, np.full(len(keys), job.round_index)])
+    state.asked_id = np.concatenate([state.asked_id, np.asarray(table["query_id"], dtype=object)[rows]])
+    state.items[job.round_index] = np.unique(item_rows(keys))
 
 
 def check_simulated(exp: Experiment, round_index: int, table: Table, given: Table, findings: list[Finding]) -> None:
@@ -222,20 +245,19 @@ def check_scored_by(exp: Experiment, round_index: int, table: Table, state: Expe
     """Every query that names a model was scored by round r-1's model; every scored query names one.
     Returns the models named (for the summary)."""
     path = exp.file(round_index, "queries.csv")
-    models = np.asarray(table["model"], dtype=object)
-    named = sorted({str(m) for m in models if m not in ("", None) and m == m})
-    for row in range(len(models)):
-        model = models[row]
-        if model in ("", None) or model != model:
-            if np.isfinite(table["score"][row]):
-                findings.append(Finding(path, _at(table, row), "has a score but names no model"))
-        elif round_index == 0 or state.previous_model is None:
-            findings.append(Finding(path, _at(table, row), f"names model {model}, but no earlier round trained one"
-                                    if round_index == 0 else f"names model {model}; round {round_index - 1}'s "
-                                    "model could not be read"))
-        elif model != state.previous_model:
-            findings.append(Finding(path, _at(table, row), f"was scored by model {model}, but round "
-                                                           f"{round_index - 1} trained {state.previous_model}"))
+    models = np.asarray(table["model"], dtype=str)  # read_queries: strings, "" where empty
+    named = models != ""
+    for row in np.flatnonzero(~named & np.isfinite(table["score"])):
+        findings.append(Finding(path, _at(table, row), "has a score but names no model"))
+    if round_index == 0 or state.previous_model is None:
+        wrong, why = named, ("but no earlier round trained one" if round_index == 0 else
+                             f"but round {round_index - 1}'s model could not be read")
+    else:
+        wrong, why = named & (models != state.previous_model), f"but round {round_index - 1} trained " \
+                                                               f"{state.previous_model}"
+    for row in np.flatnonzero(wrong):
+        findings.append(Finding(path, _at(table, row), f"names model {models[row]}, {why}"))
+    named = sorted(set(models[named].tolist()))
     return ", ".join(named)
 
 

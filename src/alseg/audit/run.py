@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from alseg.audit.files import Experiment, Finding, read_json
 from alseg.audit.models import check_model_files
 from alseg.audit.rounds import (
@@ -31,8 +33,6 @@ from alseg.audit.rounds import (
 from alseg.audit.tables import check_comparison, check_learning_curve
 from alseg.data import dataset_info
 
-Item = tuple[str, tuple[int, ...]]
-
 
 @dataclass
 class AuditReport:
@@ -42,7 +42,7 @@ class AuditReport:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     summaries: list[RoundSummary] = field(default_factory=list)
-    items: dict[str, dict[int, set[Item]]] = field(default_factory=dict)
+    items: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
 
 
 def audit_run(config: dict[str, Any], experiments: Sequence[Experiment], with_models: bool = False,

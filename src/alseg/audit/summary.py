@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from alseg.audit.rounds import RoundSummary
 
 SUMMARY_COLUMNS = ("experiment", "round", "asked", "answered", "skipped", "clicks", "hours", "cost", "answered by",
@@ -65,18 +67,21 @@ def markdown_report(results: str, findings: Sequence[Any], notes: Sequence[str],
     return "\n".join(parts)
 
 
-def compare_items(a: str, b: str, items: Mapping[str, Mapping[int, set[Any]]]) -> tuple[str | None, list[list[str]]]:
+def compare_items(a: str, b: str, items: Mapping[str, Mapping[int, np.ndarray]]) -> tuple[str | None, list[list[str]]]:
     """Where experiments ``a`` and ``b`` part: the first round whose queries ask about different items
     (None: none differs), and per round the items each asked, those both asked and their overlap
-    (intersection over union, %)."""
+    (intersection over union, %). ``items``: experiment -> round -> its distinct items
+    (:func:`alseg.audit.rounds.item_rows`)."""
     first = None
     rows = []
+    empty = np.zeros(0, dtype=next((v.dtype for e in (a, b) for v in items[e].values()), np.void))
     for r in sorted(set(items[a]) | set(items[b])):
-        x, y = items[a].get(r, set()), items[b].get(r, set())
-        both, union = len(x & y), len(x | y)
-        if x != y and first is None:
+        x, y = items[a].get(r, empty), items[b].get(r, empty)
+        both = np.intersect1d(x, y).size
+        union = x.size + y.size - both
+        if (both != x.size or both != y.size) and first is None:
             first = f"round {r}"
-        rows.append([str(r), str(len(x)), str(len(y)), str(both), f"{100 * both / union:.1f}" if union else ""])
+        rows.append([str(r), str(x.size), str(y.size), str(both), f"{100 * both / union:.1f}" if union else ""])
     return first, rows
 
 
