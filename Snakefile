@@ -9,6 +9,7 @@ runs rounds 0..10 of every experiment in config.yaml and compares them (see READ
 runs those of my.yaml instead: config.yaml is read only when no --configfile is given (README.md, "Your data").
 """
 
+import os
 import sys
 
 from snakemake.utils import min_version
@@ -22,9 +23,10 @@ min_version("9.0")
 
 # The default config only without the user's own: Snakemake would merge --configfile over it, and the
 # default experiments would run too. workflow.overwrite_configfiles holds the --configfile paths.
+# Beside the Snakefile, so that `--directory` (the container's working folder) finds it too.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config.yaml"
+    configfile: f"{workflow.basedir}/config.yaml"
 
 
 try:
@@ -33,6 +35,14 @@ except ConfigError as error:
     sys.exit(f"alseg: {error}")
 
 report: "workflow/report/workflow.rst"
+
+
+# For envs/alseg.post-deploy.sh: with --use-conda, each new environment installs alseg from this checkout.
+os.environ["ALSEG_SOURCE"] = workflow.basedir
+
+# Every job's image under `--sdm apptainer` (docs/containers.md); unused otherwise.
+container: CFG["container"]
+
 
 
 include: "rules/common.smk"

@@ -46,7 +46,7 @@ PY
         echo "tests/run.sh: creating $venv (dependencies changed or first run)"
         rm -rf "$venv"
         "$python" -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=68" wheel
+        "$venv/bin/python" -m pip install --quiet --upgrade pip "setuptools>=77" wheel
         "$venv/bin/python" -m pip install --quiet -e ".[test]"
         touch "$venv/.complete"   # written last: a half-built environment is rebuilt next time
     fi

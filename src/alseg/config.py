@@ -4,7 +4,7 @@ An experiment's settings come from three layers, later ones winning key by key (
 ``BUILTIN_DEFAULTS`` (:mod:`alseg.defaults`), the config's ``defaults`` section, then the experiment's own
 entry.
 The merged experiment is validated against ``$defs/experiment`` of the JSON schema in
-``workflow/schemas/config.schema.yaml``; every problem is reported with where it is in the config.
+``config.schema.yaml`` beside this module; every problem is reported with where it is in the config.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from alseg.defaults import BUILTIN_DEFAULTS
 from alseg.mc_dropout import OFFICIAL, official_model
 from alseg.units import UNITS
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")   # package data: found in an installed alseg too
 
 class ConfigError(ValueError):
     """The workflow config is invalid; the message says where and why."""
@@ -83,7 +83,7 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
         settings; an entry with ``seeds`` becomes one experiment per seed, :func:`expand_seeds`),
         ``compare`` (experiment names in the comparison; a group name stands for its experiments),
         ``references`` (group -> the group whose final mIoU is its 100% in the comparison, or None;
-        :func:`references_of`), ``model_threads``, ``round0_twins`` (:func:`round0_twins`; empty when
+        :func:`references_of`), ``model_threads``, ``container``, ``round0_twins`` (:func:`round0_twins`; empty when
         ``share_round0`` is false).
 
     Raises
@@ -141,6 +141,7 @@ def resolve_config(config: Mapping[str, Any], schema_path: str | Path = SCHEMA_P
         "compare": compare,
         "references": references_of(experiments, reference),
         "model_threads": config.get("model_threads"),
+        "container": config.get("container", "alseg.sif"),
         "round0_twins": round0_twins(experiments) if config.get("share_round0", True) else {},
     }
 
