@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+from slurm_cluster import SlurmCluster, conflicting_config, missing_binaries
 from test_workflow import ran_jobs
 
 from alseg.cli import main
@@ -90,28 +91,64 @@ def test_the_image_holds_this_checkouts_package(image):
     assert done.stdout.strip().splitlines()[-1] == alseg.__version__
 
 
-def test_every_job_runs_in_the_image_with_sdm_apptainer(image, tmp_path):
-    """``snakemake --sdm apptainer`` wraps every job in the config's ``container`` image. Apptainer is not
-    installable here: tests/apptainer_podman.py stands in for it and runs each ``apptainer exec`` with podman."""
+def apptainer_stand_in(tmp_path: Path, image: str) -> tuple[dict[str, str], Path, Path]:
+    """PATH with tests/apptainer_podman.py as ``apptainer``, the "image file" naming ``image``, and its call log."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     shim = bin_dir / "apptainer"
     shim.write_text(f"#!/bin/sh\nexec {sys.executable} {REPO / 'tests' / 'apptainer_podman.py'} \"$@\"\n")
     shim.chmod(0o755)
     sif = tmp_path / "alseg.sif"
-    sif.write_text(image)   # the stand-in's "image file": the podman image's name
+    sif.write_text(image)
     log = tmp_path / "apptainer.jsonl"
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "ALSEG_APPTAINER_LOG": str(log)}
-    workdir = tmp_path / "run"
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "ALSEG_APPTAINER_LOG": str(log)}
+    return env, sif, log
+
+
+def run_in_apptainer(env: dict[str, str], sif: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
     done = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(TINY), "--config", "round=1", f"container={sif}", "--cores", "2",
-         "--sdm", "apptainer", "results/random/round_1/metrics.json"],
-        capture_output=True, text=True, env=env, timeout=1800, check=False)
+         "--configfile", str(TINY), "--config", "round=1", f"container={sif}", "--sdm", "apptainer", *args],
+        capture_output=True, text=True, env=env, timeout=1800, stdin=subprocess.DEVNULL, check=False)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return done
+
+
+def test_every_job_runs_in_the_image_with_sdm_apptainer(image, tmp_path):
+    """``snakemake --sdm apptainer`` wraps every job in the config's ``container`` image. Apptainer is not
+    installable here: tests/apptainer_podman.py stands in for it and runs each ``apptainer exec`` with podman."""
+    env, sif, log = apptainer_stand_in(tmp_path, image)
+    workdir = tmp_path / "run"
+    done = run_in_apptainer(env, sif, workdir, "--cores", "2", "results/random/round_1/metrics.json")
     jobs = ran_jobs(done)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(calls) == sum(jobs.values()) >= 6, (len(calls), jobs)   # every job (all are script: rules)
     assert all(image in call and f"--user={os.getuid()}:{os.getgid()}" in call for call in calls)
     assert (workdir / "results" / "random" / "round_1" / "metrics.json").is_file()
     assert owners(workdir / "results") == {os.getuid()}
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(bool(missing_binaries()), reason="SLURM/munge not installed (apt-get install slurmctld slurmd "
+                    "slurm-client munge)")
+@pytest.mark.skipif(bool(conflicting_config()), reason=f"{conflicting_config()}")
+def test_slurm_job_steps_run_in_the_image(image, tmp_path):
+    """Through a real single-node SLURM cluster with --sdm apptainer: the train jobs Snakemake submits run
+    their step inside the image (tests/apptainer_podman.py standing in for apptainer on the node)."""
+    env, sif, log = apptainer_stand_in(tmp_path, image)
+    cluster = SlurmCluster(tmp_path / "slurm", min_job_age=3600)
+    try:
+        cluster.start()
+        workdir = tmp_path / "run"
+        done = run_in_apptainer(cluster.env(env), sif, workdir, "--profile",
+                                str(REPO / "workflow" / "profiles" / "slurm-ci"), "results/margin/round_1/metrics.json")
+        submitted = cluster.jobs()
+    finally:
+        cluster.stop()
+    trains = [job for job in submitted if job.get("Comment", "").startswith("rule_train")]
+    assert len(trains) == 2 and all(job["JobState"] == "COMPLETED" for job in trains), submitted
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    in_image = [call for call in calls if image in call]
+    assert len(in_image) == len(calls) == sum(ran_jobs(done).values()), (len(calls), ran_jobs(done))
+    assert (workdir / "results" / "margin" / "round_1" / "metrics.json").is_file()
