@@ -32,6 +32,7 @@ def test_experiments_differing_only_from_round_1_on_share_the_first_one_s_round_
         wider={"strategy": "margin", "model": {"width": 16}},
         longer={"strategy": "margin", "training": {"epochs": 3}},
         warm={"strategy": "margin", "training": {"warm_start": True}},    # only from round 1 on
+        warm_short={"strategy": "margin", "training": {"warm_start": {"epochs": 1}}},   # so is its schedule
         sp={"unit": "superpixel", "strategy": "class_balanced", "superpixel": {"sieve": False}},
         sp_s={"unit": "superpixel", "strategy": "class_balanced", "superpixel": {"sieve": True, "merge": True}},
         sp_big={"unit": "superpixel", "strategy": "class_balanced", "superpixel": {"pixels_per_superpixel": 64}},
@@ -45,7 +46,8 @@ def test_experiments_differing_only_from_round_1_on_share_the_first_one_s_round_
         dense={"unit": "binary", "strategy": "greedy", "initial": {"kind": "dense", "images": 3}},
         dense_ee={"unit": "binary", "strategy": "ee", "initial": {"kind": "dense", "images": 3}},
     ))
-    assert cfg["round0_twins"] == {"random": "margin", "warm": "margin", "sp_s": "sp", "binary": "margin",
+    assert cfg["round0_twins"] == {"random": "margin", "warm": "margin", "warm_short": "margin", "sp_s": "sp",
+                                   "binary": "margin",
                                    "binary_rr": "binary_lp", "dense_ee": "dense"}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 from conftest import CAMVID, REPO, needs_camvid
 
 from alseg.labels import load_labels
@@ -136,6 +137,21 @@ def test_round_0_is_trained_once_and_shared_by_experiments_that_differ_later(thr
         assert "model_of" not in own and own["training_digest"] == margin["training_digest"]
         metrics = json.loads((alone / "results" / e / "round_0" / "metrics.json").read_text())
         assert metrics["model"] == shared["margin"]["model"]  # the checksum of the weights
+
+
+def test_a_warm_schedule_trains_the_later_rounds_from_the_previous_model(tmp_path):
+    """``training.warm_start`` as a mapping: round 0 trains cold with the schedule, round 1 starts from round
+    0's model with the mapping's schedule; changing that schedule retrains round 1 only."""
+    config = yaml.safe_load(TINY.read_text())
+    config["experiments"] = {"margin": {"strategy": "margin", "training": {"warm_start": {"epochs": 1}}}}
+    path = tmp_path / "warm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, "--configfile", str(path))
+    logs = [json.loads((tmp_path / "results/margin" / f"round_{r}" / "train_log.json").read_text()) for r in (0, 1)]
+    assert [len(log["history"]) for log in logs] == [config["defaults"]["training"]["epochs"], 1]
+    config["experiments"]["margin"]["training"]["warm_start"]["epochs"] = 3
+    path.write_text(yaml.safe_dump(config))
+    assert ran_jobs(snakemake(tmp_path, "--configfile", str(path), "-n"))["train"] == 1
 
 
 def test_nothing_reruns_when_nothing_changed(three_rounds):

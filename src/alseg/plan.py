@@ -124,7 +124,7 @@ def train_inputs(config: Config, experiment: str, round_index: int) -> dict[str,
              "labels": round_file(config, experiment, round_index, "labels.npz"),
              **resource_files(config, experiment)}
     previous = round_file(config, experiment, round_index - 1, "model.pt")
-    if round_index > 0 and settings["training"]["warm_start"]:
+    if round_index > 0 and settings["training"]["warm_start"] is not False:
         files["init_model"] = previous
     if unit_of(config, experiment).train_reads_previous_model(settings, round_index):
         files["previous_model"] = previous
@@ -135,11 +135,23 @@ def train_inputs(config: Config, experiment: str, round_index: int) -> dict[str,
     return files
 
 
+def round_training(training: Mapping[str, Any], round_index: int) -> dict[str, Any]:
+    """The schedule round ``round_index`` trains with: ``training``, and in the rounds that start from the
+    previous round's model (>= 1) the settings a mapping ``warm_start`` holds over it. ``warm_start`` becomes
+    a boolean: whether the experiment's rounds >= 1 start warm."""
+    warm = training.get("warm_start", False)
+    merged = {**training, "warm_start": warm is not False}
+    if isinstance(warm, Mapping) and round_index > 0:
+        merged.update(warm)
+    return merged
+
+
 def train_settings(config: Config, experiment: str, round_index: int) -> dict[str, Any]:
     """What training, evaluation and inference read: seed, model, schedule, inference, MC dropout, the unit
     (which groups the dump holds) and the unit's own training settings."""
     settings = config["experiments"][experiment]
-    chosen = {key: settings[key] for key in ("unit", "seed", "model", "training", "inference")}
+    chosen = {key: settings[key] for key in ("unit", "seed", "model", "inference")}
+    chosen["training"] = round_training(settings["training"], round_index)
     chosen["acquisition"] = {key: settings["acquisition"][key] for key in ("mc_passes", "mc_mode")}
     return {**chosen, **unit_of(config, experiment).train_settings(settings, round_index)}
 
