@@ -16,8 +16,9 @@ Usage::
     python benchmarks/default_run.py [--round 10] [--cores 8] [--keep DIR]
     python benchmarks/default_run.py --seed 1 --experiments pixel_margin pixel_random
 
-``--seed`` and ``--experiments`` edit the copied config.yaml (``defaults.seed``; the experiments kept), for
-the spread of the default comparison over seeds.
+``--seed``, ``--seeds`` and ``--experiments`` edit the copied config.yaml (``defaults.seed``; every experiment
+once per seed; the experiments kept), for the spread of the default comparison over seeds
+(``benchmarks/default_stability.py`` reads it).
 
 Run it on an otherwise idle machine: concurrent CPU load slows torch's threads many times over.
 """
@@ -51,13 +52,17 @@ def copy_workflow(dest: Path) -> None:
             shutil.copy2(source, dest / name)
 
 
-def edit_config(path: Path, seed: int | None, experiments: list[str] | None) -> None:
-    """Set ``defaults.seed`` and keep only ``experiments`` in the config.yaml at ``path``."""
+def edit_config(path: Path, seed: int | None, experiments: list[str] | None, seeds: list[int] | None = None) -> None:
+    """Set ``defaults.seed`` (or ``defaults.seeds``: every experiment once per seed) and keep only
+    ``experiments`` in the config.yaml at ``path``."""
     import yaml
 
     config = yaml.safe_load(path.read_text())
     if seed is not None:
         config["defaults"]["seed"] = seed
+    if seeds:
+        config["defaults"].pop("seed", None)
+        config["defaults"]["seeds"] = seeds
     if experiments:
         unknown = sorted(set(experiments) - set(config["experiments"]))
         if unknown:
@@ -104,13 +109,14 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=8)
     parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it")
     parser.add_argument("--seed", type=int, help="defaults.seed of the copied config (default: as committed)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="run every experiment once per seed (defaults.seeds)")
     parser.add_argument("--experiments", nargs="+", help="run only these experiments of the default config")
     args = parser.parse_args()
 
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="alseg-default-run-"))
     workdir.mkdir(parents=True, exist_ok=not args.keep)
     copy_workflow(workdir)
-    edit_config(workdir / "config.yaml", args.seed, args.experiments)
+    edit_config(workdir / "config.yaml", args.seed, args.experiments, args.seeds)
     command = ["snakemake", "--cores", str(args.cores), "--config", f"round={args.round}"]
     print(f"running {' '.join(command)} in {workdir}", file=sys.stderr)
     start = time.perf_counter()
@@ -124,7 +130,8 @@ def main() -> None:
 
     print(f"\nMachine: {machine()}")
     edited = " ".join(f"--{k} {v if isinstance(v, int) else ' '.join(v)}"
-                      for k, v in (("seed", args.seed), ("experiments", args.experiments)) if v is not None)
+                      for k, v in (("seed", args.seed), ("seeds", args.seeds and [str(s) for s in args.seeds]),
+                                   ("experiments", args.experiments)) if v is not None)
     print(f"Command: `{' '.join(command)}` (round 0..{args.round}, the default config.yaml"
           f"{', edited: ' + edited if edited else ''})\n")
     print("| rule | jobs | start-up s (sum) | step s (sum) | step s (mean) |")
