@@ -32,6 +32,19 @@ def seed_curves(results: Path) -> dict[str, dict[int, list[float]]]:
     return curves
 
 
+def late_best_epochs(results: Path) -> tuple[int, int]:
+    """How many trainings (of how many) chose a checkpoint in their last tenth of epochs: a schedule that
+    stops while val mIoU still climbs."""
+    late = total = 0
+    for path in results.glob("*/round_*/train_log.json"):
+        log = json.loads(path.read_text())
+        if "history" not in log or "model_of" in log:
+            continue
+        total += 1
+        late += log["best_epoch"] > 0.9 * len(log["history"])
+    return late, total
+
+
 def mean_curve(by_seed: dict[int, list[float]]) -> list[float]:
     rounds = min(len(curve) for curve in by_seed.values())
     return [sum(curve[r] for curve in by_seed.values()) / len(by_seed) for r in range(rounds)]
@@ -62,6 +75,8 @@ def report(results: Path) -> str:
             f"r{r} {sum(d) / len(d):+.3f} [{', '.join(f'{x:+.3f}' for x in d)}]" for r, d in enumerate(diffs)))
         behind = [r for r, d in enumerate(diffs) if r > 0 and sum(d) / len(d) <= 0]
         lines.append(f"rounds >= 1 where margin's mean is not ahead: {behind or 'none'}")
+    late, total = late_best_epochs(results)
+    lines.append(f"trainings whose best epoch is in their last tenth: {late} of {total}")
     return "\n".join(lines)
 
 
