@@ -38,7 +38,7 @@ report: "workflow/report/workflow.rst"
 
 
 # For envs/alseg.post-deploy.sh: with --use-conda, each new environment installs alseg from this checkout.
-os.environ["ALSEG_SOURCE"] = workflow.basedir
+os.environ.update(ALSEG_SOURCE=workflow.basedir)
 
 # Every job's image under `--sdm apptainer` (docs/containers.md); unused otherwise.
 container: CFG["container"]

@@ -163,6 +163,7 @@ def test_every_round_starts_from_the_pretrained_weights(monkeypatch, source) -> 
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["defaults"]["model"] = dict(LITE0)
+    config["defaults"]["training"]["warm_start"] = False   # the default run warm-starts; PixelPick does not
     cold = resolve_config(config)
     name = next(iter(cold["experiments"]))
     assert LITE0.items() <= cold["experiments"][name]["model"].items()

@@ -149,6 +149,10 @@ def test_a_warm_schedule_trains_the_later_rounds_from_the_previous_model(tmp_pat
     snakemake(tmp_path, "--configfile", str(path))
     logs = [json.loads((tmp_path / "results/margin" / f"round_{r}" / "train_log.json").read_text()) for r in (0, 1)]
     assert [len(log["history"]) for log in logs] == [config["defaults"]["training"]["epochs"], 1]
+    # the digest names the model it starts from by its weights, so the run audits clean from anywhere
+    from alseg.cli import main
+
+    assert main(["audit", str(tmp_path / "results"), "--configfile", str(path)]) == 0
     config["experiments"]["margin"]["training"]["warm_start"]["epochs"] = 3
     path.write_text(yaml.safe_dump(config))
     assert ran_jobs(snakemake(tmp_path, "--configfile", str(path), "-n"))["train"] == 1

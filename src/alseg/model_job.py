@@ -26,6 +26,7 @@ from alseg.data import Split, load_split
 from alseg.joblog import log
 from alseg.labels import LabelStore, load_labels
 from alseg.points import PointLabels
+from alseg.torchfile import model_file_checksum
 from alseg.units import UNITS, Job, TrainingTargets, unit_named
 
 PathLike = str | os.PathLike[str]
@@ -102,8 +103,9 @@ def training_inputs(job: Job, store: LabelStore, init_model: PathLike | None = N
                     version: str = __version__) -> TrainingInputs:
     """The training targets of ``store``, the val split, the seed and schedule of round ``job.round_index``
     (``job.settings``: what the train rule's params hold), and the digest of all of them (``train_log.json``'s
-    ``training_digest``; ``alseg audit`` recomputes it). ``init_model``: the path the model starts from, as
-    the rule names it; ``version``: the alseg version the digest names (an audit names the run's)."""
+    ``training_digest``; ``alseg audit`` recomputes it). ``init_model``: the model training starts from,
+    named in the digest by its weights' checksum (not its path, which depends on where the run is read
+    from); ``version``: the alseg version the digest names (an audit names the run's)."""
     info = job.info
     val = load_split(job.dataset, "val")
     points, answers, records = training_targets(store, job)
@@ -112,7 +114,7 @@ def training_inputs(job: Job, store: LabelStore, init_model: PathLike | None = N
     digest = training_digest(
         {"model": job.settings["model"], "training": training, "seed": seed, "classes": info.num_classes,
          "ignore_index": info.ignore_index, "answer_loss": answers.answer_loss,
-         "init_model": str(init_model) if init_model is not None else None, "alseg": version},
+         "init_model": model_file_checksum(init_model) if init_model is not None else None, "alseg": version},
         {"image": points.image, "y": points.y, "x": points.x, "class": points.cls,
          "answers": answers.answers if answers.answers is not None else np.zeros(0, np.int8),
          "pool": job.pool.images, "val": val.images, "val_masks": val.masks},

@@ -131,3 +131,12 @@ def weights_checksum(entries: Iterable[tuple[str, str, tuple[int, ...], bytes]])
 def stored_weights_checksum(state: Mapping[str, StoredTensor]) -> str:
     """:func:`weights_checksum` of a state dict read by :func:`read_torch_file`."""
     return weights_checksum((key, t.dtype, t.array.shape, t.array.tobytes()) for key, t in state.items())
+
+
+def model_file_checksum(path: PathLike) -> str:
+    """:func:`weights_checksum` of the weights in an alseg ``model.pt`` (its ``state_dict``), read without torch."""
+    payload = read_torch_file(path)
+    try:
+        return stored_weights_checksum(payload["state_dict"])
+    except (KeyError, TypeError, AttributeError) as err:
+        raise TorchFileError(f"{path}: not an alseg model file: {err}") from None
