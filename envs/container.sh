@@ -103,7 +103,7 @@ build() {
     deps="localhost/alseg-dependencies:$key"
     archive="$cache/image-dependencies-$key.oci.tar"
     mkdir -p "$cache/pip"
-    # shellcheck disable=SC2046  # the option lists are word lists on purpose
+    # $(ulimits) and $(build_args) are unquoted on purpose: each is a list of options.
     if ! "${podman_cmd[@]}" image exists "$deps"; then
         if [[ -f "$archive" ]]; then
             say "loading the dependencies image from $archive"
@@ -150,7 +150,6 @@ run() {
     local userns=()
     # Rootless podman maps the invoking user to root in the container; keep-id keeps their uid.
     [[ "$(id -u)" -ne 0 ]] && userns=(--userns=keep-id)
-    # shellcheck disable=SC2046
     # No network by default: the workflow downloads nothing (a run that tried would fail, not pass unnoticed).
     exec "${podman_cmd[@]}" run --rm --init --network="$network" $(ulimits) "${userns[@]}" --user="$user" "${gpus[@]}" \
         --volume="$(cd "$workdir" && pwd):/work" --workdir=/work "$tag" "${command[@]}"
