@@ -137,11 +137,13 @@ def train_inputs(config: Config, experiment: str, round_index: int) -> dict[str,
 
 def train_settings(config: Config, experiment: str, round_index: int) -> dict[str, Any]:
     """What training, evaluation and inference read: seed, model, schedule, inference, MC dropout, the unit
-    (which groups the dump holds) and the unit's own training settings."""
+    (which groups the dump holds), the unit's own training settings and what its dump reads (``dump``)."""
     settings = config["experiments"][experiment]
+    unit = unit_of(config, experiment)
     chosen = {key: settings[key] for key in ("unit", "seed", "model", "training", "inference")}
     chosen["acquisition"] = {key: settings["acquisition"][key] for key in ("mc_passes", "mc_mode")}
-    return {**chosen, **unit_of(config, experiment).train_settings(settings, round_index)}
+    dump = unit.dump_settings(settings, round_index)
+    return {**chosen, **unit.train_settings(settings, round_index), **({"dump": dump} if dump else {})}
 
 
 def metrics_description(config: Config, experiment: str) -> dict[str, Any]:
