@@ -3,6 +3,7 @@ queries.csv, byte for byte, as selection from the whole float16 maps that the du
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import h5py
@@ -18,9 +19,9 @@ from alseg.data.prepared import prepare_dataset
 from alseg.defaults import BUILTIN_DEFAULTS
 from alseg.infer import write_inference
 from alseg.inference_file import InferenceDump, InferenceFileError, write_file_attrs
-from alseg.labels import load_labels
+from alseg.labels import load_labels, save_labels
 from alseg.mc_dropout import official_model, summed_passes
-from alseg.models import build_model
+from alseg.models import build_model, model_checksum
 from alseg.pixel_dump import PixelDumpWriter, read_pixel_candidates
 from alseg.queries import QUERY_COLUMNS, query_table, write_table
 from alseg.units import Job
@@ -222,3 +223,27 @@ def test_asked_digest_ignores_order():
     a = pixel_dump.asked_digest(np.array([1, 0, 2]), np.array([3, 4, 5]), np.array([6, 7, 8]))
     b = pixel_dump.asked_digest(np.array([0, 2, 1]), np.array([4, 5, 3]), np.array([7, 8, 6]))
     assert a == b != pixel_dump.asked_digest(np.array([0]), np.array([4]), np.array([7]))
+
+
+def test_the_audit_checks_the_candidates_against_the_rounds_labels(tmp_path, dataset, round0, monkeypatch):
+    from alseg.audit.files import Experiment
+    from alseg.audit.models import _check_dump
+
+    exp = experiment()
+    folder = tmp_path / "results" / "px" / "round_0"
+    folder.mkdir(parents=True)
+    shutil.copyfile(round0, folder / "labels.npz")
+    model = confident_model(False)
+    write_dump(folder / "inference.h5", dataset, round0, exp, model, monkeypatch=monkeypatch)
+    with h5py.File(folder / "inference.h5", "a") as h5:
+        h5.attrs["round"] = 0
+    audited = Experiment("px", {"results": str(tmp_path / "results"), "experiments": {"px": exp}}, [0])
+    found: list = []
+    _check_dump(audited, 0, model_checksum(model), found)
+    assert found == []
+    store = load_labels(round0)
+    save_labels(folder / "labels.npz", store.updated(**{k: store[k][1:] for k in ("asked_image", "asked_y", "asked_x")}))
+    _check_dump(Experiment("px", {**audited.config, "experiments": {"px": {**exp, "budget": 4}}}, [0]), 0,
+                model_checksum(model), found)
+    assert [f.where for f in found] == ["pixel candidates"] * 2
+    assert "other eligible pixels" in found[0].message and "the config asks 4 from the top 5.0 %" in found[1].message

@@ -149,8 +149,7 @@ class InferenceDump:
     """
 
     def __init__(self, paths: PathLike | Sequence[PathLike]) -> None:
-        many = not isinstance(paths, (str, os.PathLike))
-        self.paths = [Path(p) for p in (paths if many else [paths])]  # type: ignore[union-attr]
+        self.paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
         self.name = str(self.paths[0]) if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} shards)"
         self.files: list[h5py.File] = []
         self.ranges: list[tuple[int, int]] = []
