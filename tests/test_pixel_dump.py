@@ -145,6 +145,31 @@ def test_random_queries_in_chunks_are_those_of_the_whole_pool(tmp_path, dataset,
         assert (tmp_path / f"whole{r}.csv").read_bytes() == (tmp_path / f"chunks{r}.csv").read_bytes()
 
 
+def test_selection_reads_the_pool_a_chunk_at_a_time(tmp_path, dataset, round0, monkeypatch):
+    """Bounded memory: no selection loads the pool (its images and masks); random reads the masks of a chunk
+    at a time, the others read no mask at all."""
+    import alseg.units.base
+    import alseg.units.pixel
+
+    exp = experiment()
+    dump = tmp_path / "inference.h5"
+    write_dump(dump, dataset, round0, exp, confident_model(False), monkeypatch=monkeypatch)
+    monkeypatch.setattr(alseg.units.base, "CHUNK_PIXELS", 2 * H * W)
+    monkeypatch.setattr(Job, "pool", property(lambda job: pytest.fail("selection loaded the whole pool")))
+    reads: list[tuple[int, int]] = []
+    load_masks = alseg.units.pixel.load_masks
+    monkeypatch.setattr(alseg.units.pixel, "load_masks",
+                        lambda path, split, start, stop: reads.append((start, stop)) or load_masks(path, split, start,
+                                                                                                  stop))
+    for strategy in STRATEGIES:
+        steps.select_queries(dataset, UNIT.select_settings(deep_merge(exp, {"strategy": strategy}), 1), 1,
+                             tmp_path / "q.csv", labels=round0, inference=dump)
+    assert reads == []
+    steps.select_queries(dataset, UNIT.select_settings(deep_merge(exp, {"strategy": "random"}), 1), 1,
+                         tmp_path / "q.csv", labels=round0)
+    assert reads == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 9)]
+
+
 def test_a_dump_of_other_labels_or_a_narrower_draw_is_refused(tmp_path, dataset, round0, monkeypatch):
     dump = tmp_path / "inference.h5"
     write_dump(dump, dataset, round0, experiment(), confident_model(False), monkeypatch=monkeypatch)
@@ -247,3 +272,32 @@ def test_the_audit_checks_the_candidates_against_the_rounds_labels(tmp_path, dat
                 model_checksum(model), found)
     assert [f.where for f in found] == ["pixel candidates"] * 2
     assert "other eligible pixels" in found[0].message and "the config asks 4 from the top 5.0 %" in found[1].message
+
+
+def test_selection_memory_does_not_grow_with_the_pool(tmp_path, monkeypatch):
+    """Peak memory (numpy and Python allocations, tracemalloc) of pixel selection on a pool of 48 images of
+    128 x 128 with chunks of 4 images: under a byte per pool pixel, where whole maps took 15 (masks, asked,
+    eligible, two float16 fields, two float32 scores) and the pool's images 4 more."""
+    import tracemalloc
+
+    import alseg.units.base
+
+    n, h, w = 48, 128, 128
+    data = tmp_path / "pool.h5"
+    prepare_dataset({"kind": "synthetic", "seed": 2, "n_train": n, "n_val": 1, "n_test": 1, "height": h, "width": w},
+                    data)
+    exp = experiment(initial_budget=10, budget=10)
+    steps.select_queries(data, UNIT.select_settings(exp, 0), 0, tmp_path / "q0.csv")
+    steps.answer_queries(data, tmp_path / "q0.csv", exp, 0, tmp_path / "a0.csv")
+    steps.update_labels(data, tmp_path / "q0.csv", tmp_path / "a0.csv", 0, tmp_path / "labels.npz")
+    write_dump(tmp_path / "inference.h5", data, tmp_path / "labels.npz", exp, confident_model(False),
+               monkeypatch=monkeypatch)
+    monkeypatch.setattr(alseg.units.base, "CHUNK_PIXELS", 4 * h * w)
+    for strategy in ("margin", "random"):
+        settings = UNIT.select_settings(deep_merge(exp, {"strategy": strategy}), 1)
+        tracemalloc.start()
+        steps.select_queries(data, settings, 1, tmp_path / "q1.csv", labels=tmp_path / "labels.npz",
+                             inference=tmp_path / "inference.h5")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < n * h * w, (strategy, peak / (n * h * w))
