@@ -1,10 +1,22 @@
-"""Size and throughput of the inference dump (``inference.h5``) for CamVid-sized arrays, per compression.
+"""Size and throughput of the inference dump (``inference.h5``) at CamVid size, before and since issue 15.
 
-For each compression option the per-pixel fields of N images (360 x 480, C = 11) are written through
-:class:`alseg.inference_file.InferenceWriter` (the code path of ``write_inference``, minus the model), then read back
-whole (as pixel acquisition does) and one random image at a time. Throughput is in uncompressed MB of the
-four per-pixel fields (7 bytes per pixel) per second, and in images per second. The fields are computed
-once, before timing, so the numbers are I/O and (de)compression only.
+Two layouts of the pixel group, N images of 360 x 480 with C = 11, per compression:
+
+- ``maps`` (before issue 15): the whole per-pixel fields, ``top1``, ``top2``, ``entropy`` float16 and
+  ``pred`` uint8, one image per chunk (written here with h5py as that writer did; its code is gone).
+  Selection read them whole (margin: ``top1`` and ``top2``).
+- ``candidates`` (now, :mod:`alseg.pixel_dump`): per strategy, the eligible pixels that PixelPick's draw of
+  round r + 1 can reach (budget 10, top 5 %; 10 pixels per image already asked), written through
+  :class:`alseg.pixel_dump.PixelDumpWriter`, the code path of ``write_inference``.
+
+Then the superpixel group (:func:`alseg.inference_file.create_superpixel_group`) at 256 px per superpixel
+(a 16 x 16 grid), as the dump stored it before (int64 counts, uncompressed) and now (int32, compressed).
+
+Bytes are the file's size per pool pixel. Write throughput: pool images per second through the writer
+(fields computed once, before timing). Read throughput: images per second that margin selection reads
+(``maps``: ``top1`` and ``top2`` whole; ``candidates``: its candidates chunk by chunk, as
+:func:`alseg.units.pixel.select_pixel_queries` does), and the three strategies' reads for ``candidates``.
+Reads directly after writes come from the OS page cache: they measure decompression, not the disk.
 
 Probability sources (``--source``):
 
@@ -13,12 +25,11 @@ Probability sources (``--source``):
   noise, then upsampled bilinearly x4 as DeepLabV3+/FPN heads do: large confident regions with uncertain
   boundaries, like a trained model's output (median top1 0.99, 72% of pixels above 0.9).
 - ``model``: softmax of a randomly initialised small U-Net on real CamVid train images (needs the data).
-  Near-uniform, noisy probabilities: a pessimistic case for compression.
+  Near-uniform, noisy probabilities: its entropy saturates in float16, so most of an image ties at the cut.
 
-Reads directly after writes come from the OS page cache, so read numbers measure decompression rather
-than the disk. Usage::
+Usage::
 
-    python benchmarks/inference_io.py [--n 100] [--source synthetic|model] [--out benchmarks/out]
+    python benchmarks/inference_io.py [--n 100] [--source synthetic|model] [--options gzip-1+shuffle ...]
 """
 
 from __future__ import annotations
@@ -35,13 +46,16 @@ import h5py
 import numpy as np
 import torch
 
+from alseg.acquire.superpixel_stats import superpixel_stats_from_probs
 from alseg.infer import probability_fields
-from alseg.inference_file import PIXEL_FIELDS, InferenceWriter
+from alseg.inference_file import InferenceDump, compression_options, create_superpixel_group, write_superpixel_rows
+from alseg.pixel_dump import STRATEGIES, PixelDumpRequest, PixelDumpWriter, read_pixel_candidates
 
 HEIGHT, WIDTH, NUM_CLASSES = 360, 480, 11
-OPTIONS = ["none", "lzf", "lzf+shuffle", "gzip-1", "gzip-1+shuffle", "gzip-4+shuffle", "gzip-6+shuffle"]
-BYTES_PER_PIXEL = 2 + 2 + 2 + 1  # top1, top2, entropy float16 + pred uint8
+OPTIONS = ["none", "lzf+shuffle", "gzip-1+shuffle", "gzip-4+shuffle"]
+MAP_FIELDS = {"top1": np.float16, "top2": np.float16, "entropy": np.float16, "pred": np.uint8}
 BATCH = 4
+SUPERPIXEL = 16  # grid cell side: 256 px per superpixel
 
 
 def synthetic_probabilities(count: int, rng: np.random.Generator) -> torch.Tensor:
@@ -71,8 +85,15 @@ def model_probabilities(start: int, count: int, camvid: Path, model: torch.nn.Mo
         return torch.softmax(forward_logits(model, torch.from_numpy(normalise_images(images))), dim=1)
 
 
-def make_fields(n: int, source: str, camvid: Path) -> list[dict[str, np.ndarray]]:
-    """Per-batch pixel fields of n images, as ``write_inference`` computes them."""
+def grid_superpixels(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local ids of a 16 x 16 grid (count, H, W) and the per-image counts (count,)."""
+    rows, cols = -(-HEIGHT // SUPERPIXEL), -(-WIDTH // SUPERPIXEL)
+    ids = (np.arange(HEIGHT)[:, None] // SUPERPIXEL) * cols + np.arange(WIDTH)[None, :] // SUPERPIXEL
+    return np.broadcast_to(ids, (count, HEIGHT, WIDTH)), np.full(count, rows * cols)
+
+
+def make_batches(n: int, source: str, camvid: Path) -> list[dict[str, np.ndarray]]:
+    """Per-batch pixel fields of n images as ``write_inference`` computes them, and superpixel statistics."""
     rng = np.random.default_rng(0)
     model = None
     if source == "model":
@@ -83,53 +104,99 @@ def make_fields(n: int, source: str, camvid: Path) -> list[dict[str, np.ndarray]
     batches = []
     for start in range(0, n, BATCH):
         count = min(BATCH, n - start)
-        if model is None:
-            probs = synthetic_probabilities(count, rng)
-        else:
-            probs = model_probabilities(start, count, camvid, model)
-        fields = probability_fields(probs)
-        batches.append({k: fields[k].numpy() for k in PIXEL_FIELDS})
+        probs = synthetic_probabilities(count, rng) if model is None else model_probabilities(start, count, camvid,
+                                                                                                model)
+        fields = {k: v.numpy() for k, v in probability_fields(probs).items() if k in MAP_FIELDS}
+        labels, counts = grid_superpixels(count)
+        stats, mean_prob = superpixel_stats_from_probs(probs.numpy(), labels, counts, fields["top1"], fields["top2"],
+                                                       fields["pred"])
+        fields["superpixel"] = {"pixel_count": stats.pixel_count, "uncertainty_sum": stats.uncertainty_sum,
+                                "pred_counts": stats.pred_counts, "mean_prob": mean_prob}
+        batches.append(fields)
     return batches
 
 
-def measure(option: str, batches: list[dict[str, np.ndarray]], n: int, folder: Path) -> dict[str, float]:
-    path = folder / f"dump_{option.replace('+', '_')}.h5"
-    started = time.perf_counter()
+def asked_request(n: int) -> PixelDumpRequest:
+    """Round 1's draws (PixelPick: budget 10, top 5 %) over pools whose 10 random pixels per image were asked."""
+    asked = np.zeros((n, HEIGHT * WIDTH), bool)
+    rng = np.random.default_rng(1)
+    for row in asked:
+        row[rng.choice(row.size, 10, replace=False)] = True
+    asked = asked.reshape(n, HEIGHT, WIDTH)
+    return PixelDumpRequest(10, 5.0, lambda start, stop: ~asked[start:stop], {"benchmark": True})
+
+
+def write_maps(path: Path, batches: list[dict], n: int, option: str) -> None:
     with h5py.File(path, "w") as h5:
-        writer = InferenceWriter(h5, n, HEIGHT, WIDTH, NUM_CLASSES, compression=option)
+        for name, dtype in MAP_FIELDS.items():
+            h5.create_dataset(f"pixel/{name}", shape=(n, HEIGHT, WIDTH), dtype=dtype, chunks=(1, HEIGHT, WIDTH),
+                              **compression_options(option))
+        for k, fields in enumerate(batches):
+            for name, dtype in MAP_FIELDS.items():
+                h5[f"pixel/{name}"][k * BATCH : k * BATCH + len(fields[name])] = fields[name].astype(dtype)
+
+
+def write_candidates(path: Path, batches: list[dict], n: int, option: str, request: PixelDumpRequest) -> None:
+    with h5py.File(path, "w") as h5:
+        writer = PixelDumpWriter(h5, request, n, HEIGHT, WIDTH, compression=option)
         for k, fields in enumerate(batches):
             writer.write(k * BATCH, fields)
-    write_s = time.perf_counter() - started
+        h5.attrs["image_start"], h5.attrs["image_stop"] = 0, n
+
+
+def timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def read_candidates(path: Path, n: int, strategies: tuple[str, ...]) -> None:
+    with InferenceDump(path) as dump:
+        for strategy in strategies:
+            for start in range(0, n, 185):  # the chunk of 2^25 pixels selection reads at CamVid size
+                read_pixel_candidates(dump, strategy, start, min(start + 185, n))
+
+
+def measure_layout(layout: str, path: Path, option: str, batches: list[dict], n: int,
+                   request: PixelDumpRequest) -> dict[str, float]:
+    """Bytes per pixel and throughput of one layout of the pixel group."""
+    if layout == "maps":
+        write_s = timed(lambda: write_maps(path, batches, n, option))
+        with h5py.File(path) as h5:
+            read_s = timed(lambda: [h5[f"pixel/{name}"][()] for name in ("top1", "top2")])
+        all_s = float("nan")
+    else:
+        write_s = timed(lambda: write_candidates(path, batches, n, option, request))
+        read_s = timed(lambda: read_candidates(path, n, ("margin",)))
+        all_s = timed(lambda: read_candidates(path, n, STRATEGIES))
     size = path.stat().st_size
-    with h5py.File(path, "r") as h5:
-        field_kb = {name: h5[f"pixel/{name}"].id.get_storage_size() / n / 1e3 for name in PIXEL_FIELDS}
-
-    started = time.perf_counter()
-    with h5py.File(path, "r") as h5:
-        for name in PIXEL_FIELDS:
-            h5[f"pixel/{name}"][:]
-    read_s = time.perf_counter() - started
-
-    picks = np.random.default_rng(1).choice(n, size=min(n, 50), replace=False)
-    started = time.perf_counter()
-    with h5py.File(path, "r") as h5:
-        for i in picks:
-            for name in PIXEL_FIELDS:
-                h5[f"pixel/{name}"][i]
-    random_s = (time.perf_counter() - started) / len(picks)
     path.unlink()
+    return {"bytes_px": size / (n * HEIGHT * WIDTH), "write_img_s": n / write_s, "read_img_s": n / read_s,
+            "read_all_img_s": n / all_s}
 
-    raw_mb = n * HEIGHT * WIDTH * BYTES_PER_PIXEL / 1e6
-    return {
-        "kb_per_image": size / n / 1e3,
-        "ratio": n * HEIGHT * WIDTH * BYTES_PER_PIXEL / size,
-        "write_mb_s": raw_mb / write_s,
-        "write_img_s": n / write_s,
-        "read_mb_s": raw_mb / read_s,
-        "read_img_s": n / read_s,
-        "one_image_ms": random_s * 1e3,
-        "fields": " / ".join(f"{field_kb[name]:.0f}" for name in PIXEL_FIELDS),
-    }
+
+def measure_pixels(option: str, batches: list[dict], n: int, folder: Path) -> dict[str, dict[str, float]]:
+    """Bytes per pixel and throughput of both layouts of the pixel group."""
+    request = asked_request(n)
+    return {layout: measure_layout(layout, folder / f"{layout}_{option.replace('+', '_')}.h5", option, batches, n,
+                                   request) for layout in ("maps", "candidates")}
+
+
+def measure_superpixels(batches: list[dict], n: int, folder: Path) -> dict[str, float]:
+    """Bytes per pixel of the superpixel group: as stored before (int64 counts, uncompressed) and now."""
+    stats = {name: np.concatenate([b["superpixel"][name] for b in batches]) for name in batches[0]["superpixel"]}
+    sizes = {}
+    with h5py.File(folder / "before.h5", "w") as h5:
+        for name, dtype in {"pixel_count": np.int64, "uncertainty_sum": np.float64, "pred_counts": np.int32,
+                            "mean_prob": np.float32}.items():
+            h5[f"superpixel/{name}"] = stats[name].astype(dtype)
+    with h5py.File(folder / "now.h5", "w") as h5:
+        create_superpixel_group(h5, stats["pixel_count"].size, NUM_CLASSES)
+        write_superpixel_rows(h5, 0, stats)
+    for name in ("before", "now"):
+        sizes[name] = (folder / f"{name}.h5").stat().st_size / (n * HEIGHT * WIDTH)
+        (folder / f"{name}.h5").unlink()
+    return sizes
 
 
 def main() -> None:
@@ -145,27 +212,20 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"preparing fields of {args.n} images ({args.source})...", file=sys.stderr, flush=True)
-    batches = make_fields(args.n, args.source, args.camvid)
+    batches = make_batches(args.n, args.source, args.camvid)
     top1 = np.concatenate([b["top1"] for b in batches]).astype(np.float32)
-    print(
-        f"\nInference dump I/O: N={args.n}, {HEIGHT}x{WIDTH}, C={NUM_CLASSES}, source={args.source} "
-        f"(median top1 {np.median(top1):.3f}, share of pixels with top1 > 0.9: {np.mean(top1 > 0.9):.0%}); "
-        f"raw per-pixel fields {HEIGHT * WIDTH * BYTES_PER_PIXEL / 1e3:.0f} kB/image\n"
-    )
-    print(
-        "| compression | kB/image | top1 / top2 / entropy / pred kB | ratio | write MB/s | write img/s "
-        "| read MB/s | read img/s | one image ms |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"\nInference dump, pixel group: N={args.n}, {HEIGHT}x{WIDTH}, C={NUM_CLASSES}, source={args.source} "
+          f"(median top1 {np.median(top1):.3f}, share of pixels with top1 > 0.9: {np.mean(top1 > 0.9):.0%})\n")
+    print("| layout | compression | bytes/pixel | write img/s | margin read img/s | 3 strategies read img/s |")
+    print("|---|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
         for option in args.options:
-            r = measure(option, batches, args.n, Path(folder))
-            print(
-                f"| {option} | {r['kb_per_image']:.0f} | {r['fields']} | {r['ratio']:.2f} "
-                f"| {r['write_mb_s']:.0f} | {r['write_img_s']:.1f} | {r['read_mb_s']:.0f} "
-                f"| {r['read_img_s']:.1f} | {r['one_image_ms']:.1f} |",
-                flush=True,
-            )
+            for layout, r in measure_pixels(option, batches, args.n, Path(folder)).items():
+                print(f"| {layout} | {option} | {r['bytes_px']:.3f} | {r['write_img_s']:.1f} | {r['read_img_s']:.1f} "
+                      f"| {r['read_all_img_s']:.1f} |", flush=True)
+        sizes = measure_superpixels(batches, args.n, Path(folder))
+    print(f"\nSuperpixel group, 256 px per superpixel (16 x 16 grid): {sizes['before']:.3f} bytes/pixel before "
+          f"(int64 counts, uncompressed), {sizes['now']:.3f} now (int32, gzip-1+shuffle)")
 
 
 if __name__ == "__main__":

@@ -11,4 +11,4 @@ with logged_step(snakemake.log[0], job_name(snakemake.wildcards)):
     evaluate(snakemake.input.dataset, snakemake.output.model, settings, round_index, snakemake.output.evaluation)
     unit_files = {name: path for name, path in files.items() if name not in ("init_model", "twin_model", "twin_log")}
     infer(snakemake.input.dataset, snakemake.output.model, settings, round_index, snakemake.output.inference,
-          **unit_files)
+          labels=snakemake.input.labels, **unit_files)

@@ -2,10 +2,13 @@ import numpy as np
 import pytest
 
 from alseg.acquire.pixel import (
+    PixelSelection,
+    candidates_from_maps,
     eligible_pixels,
     entropy_scores,
     least_confidence_scores,
     margin_scores,
+    select_from_candidates,
     select_pixels,
     strategy_scores,
     top_k_with_random_ties,
@@ -110,3 +113,87 @@ def test_nan_priority_is_refused():
     priority = np.full((1, 2, 2), np.nan, np.float32)
     with pytest.raises(ValueError, match="NaN"):
         select_pixels(priority, np.ones((1, 2, 2), bool), 1, 0, np.random.default_rng(0))
+
+
+# -- drawing from what the inference dump keeps ------------------------------------------------------
+
+
+def tied_fields(rng, n, h, w):
+    """float16 top1/top2/entropy with many ties (a few distinct values), as a dump of a confident model."""
+    top1 = rng.choice(np.array([0.4, 0.55, 0.7, 0.9, 0.99, 1.0]), (n, h, w)).astype(np.float16)
+    top2 = ((1 - top1.astype(np.float32)) * rng.choice([0.2, 0.5, 1.0], (n, h, w))).astype(np.float16)
+    entropy = rng.choice(np.array([0.0, 0.1, 0.5, 1.2]), (n, h, w)).astype(np.float16)
+    return {"top1": top1, "top2": top2, "entropy": entropy}
+
+
+def whole_map_selection(strategy, fields, eligible, budget, top_percent, seed, passes=1):
+    score, priority = strategy_scores(strategy, fields, passes)
+    sel = select_pixels(priority, eligible, budget, top_percent, np.random.default_rng(seed))
+    return sel, score[sel.image, sel.y, sel.x].astype(np.float64)
+
+
+def chunked_candidate_selection(strategy, fields, eligible, budget, top_percent, seed, passes=1, chunk=2):
+    rng = np.random.default_rng(seed)
+    parts = []
+    for start in range(0, len(eligible), chunk):
+        part = {name: values[start:start + chunk] for name, values in fields.items()}
+        candidates = candidates_from_maps(strategy, part, eligible[start:start + chunk], budget, top_percent, passes,
+                                          first_image=start)
+        parts.append(select_from_candidates(candidates, strategy, budget, top_percent, rng, passes))
+    return PixelSelection.concatenate(parts)
+
+
+@pytest.mark.parametrize("strategy", ["least_confidence", "margin", "entropy"])
+@pytest.mark.parametrize("top_percent", [0.0, 5.0, 40.0, 100.0])
+def test_candidates_choose_what_the_whole_maps_choose(strategy, top_percent):
+    """Same pixels, ranks, scores and shortfalls, image by image, for ties, asked and void pixels, a
+    budget larger than some images have, and MC passes; chunked, with one generator."""
+    rng = np.random.default_rng(3)
+    n, h, w = 7, 12, 15
+    fields = tied_fields(rng, n, h, w)
+    eligible = rng.random((n, h, w)) > 0.2
+    eligible[2, :, :] = False
+    eligible[3] = False
+    eligible[3, 0, :4] = True  # fewer pixels left than the budget
+    for seed, budget, passes in ((0, 6, 1), (1, 1, 1), (2, 9, 20)):
+        expected, expected_score = whole_map_selection(strategy, fields, eligible, budget, top_percent, seed, passes)
+        got = chunked_candidate_selection(strategy, fields, eligible, budget, top_percent, seed, passes)
+        for name in ("image", "y", "x", "rank"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+        np.testing.assert_array_equal(got.score, expected_score)
+        assert got.shortfall == expected.shortfall == ({2: 0, 3: 4} if budget > 4 else {2: 0})
+
+
+def test_candidates_are_a_small_share_of_the_pixels():
+    rng = np.random.default_rng(0)
+    fields = {"top1": rng.uniform(0.3, 1, (2, 100, 100)).astype(np.float16)}
+    candidates = candidates_from_maps("least_confidence", fields, np.ones((2, 100, 100), bool), 10, 5.0)
+    sizes = np.diff(candidates.offsets)
+    assert (sizes >= 500).all() and (sizes < 600).all()  # the top 5 % and the ties at its cut
+    assert candidates.cover.tolist() == [500, 500] and candidates.eligible.tolist() == [10000, 10000]
+    assert candidates.index.dtype == np.uint32 and sorted(candidates.fields) == ["top1"]
+
+
+def test_candidates_refuse_a_larger_draw_and_nan():
+    rng = np.random.default_rng(1)
+    fields = tied_fields(rng, 2, 10, 10)
+    eligible = np.ones((2, 10, 10), bool)
+    candidates = candidates_from_maps("margin", fields, eligible, 5, 5.0)
+    with pytest.raises(ValueError, match="image 0: a draw from 20 of its 100 eligible pixels"):
+        select_from_candidates(candidates, "margin", 5, 20.0, rng)
+    fields["entropy"][1, 3, 3] = np.nan
+    candidates = candidates_from_maps("entropy", fields, eligible, 5, 5.0)
+    assert candidates.nan.tolist() == [0, 1] and candidates.offsets[2] == candidates.offsets[1]
+    with pytest.raises(ValueError, match="image 1: priority holds NaN"):
+        select_from_candidates(candidates, "entropy", 5, 5.0, rng)
+
+
+def test_random_selection_in_chunks_is_the_whole_pools():
+    eligible = np.random.default_rng(0).random((5, 8, 9)) > 0.3
+    whole = select_pixels(None, eligible, 4, 0, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    parts = PixelSelection.concatenate([select_pixels(None, eligible[s:s + 2], 4, 0, rng, first_image=s)
+                                        for s in range(0, 5, 2)])
+    for name in ("image", "y", "x", "rank"):
+        np.testing.assert_array_equal(getattr(parts, name), getattr(whole, name))
+    assert parts.score is None

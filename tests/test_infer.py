@@ -1,4 +1,5 @@
-"""The inference dump: layout, dtypes, values, MC-dropout reproducibility, errors."""
+"""The inference dump: layout, dtypes, values, MC-dropout reproducibility, errors (the pixel group's queries:
+tests/test_pixel_dump.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,20 @@ import numpy as np
 import pytest
 import torch
 
+from alseg.acquire.pixel import STRATEGY_FIELDS
 from alseg.augment import normalise_images
 from alseg.infer import probability_fields, write_inference
-from alseg.inference_file import FIELD_DTYPES, InferenceFileError, compression_options, read_inference
+from alseg.inference_file import (
+    FIELD_DTYPES,
+    FILE_FORMAT,
+    FILE_VERSION,
+    InferenceDump,
+    InferenceFileError,
+    compression_options,
+    read_inference,
+)
 from alseg.models import build_model, forward_with_features, model_checksum
+from alseg.pixel_dump import PixelDumpRequest, read_pixel_candidates
 
 NUM_CLASSES = 5
 MODEL = {"name": "small_unet", "width": 8, "levels": 2, "dropout": 0.5}
@@ -29,28 +40,44 @@ def images() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (7, 20, 26, 3), dtype=np.uint8)
 
 
+def every_pixel(images: np.ndarray, budget: int = 3, top_percent: float = 5.0) -> PixelDumpRequest:
+    """The pixel group of a pool where every pixel may be asked."""
+    shape = images.shape[1:3]
+    return PixelDumpRequest(budget, top_percent, lambda start, stop: np.ones((stop - start, *shape), bool), {})
+
+
 def _write(path: Path, model: torch.nn.Module, images: np.ndarray, **kwargs) -> dict:
+    """Write a dump with the pixel and image groups; its image fields, and each strategy's pixel candidates."""
     kwargs.setdefault("log", lambda line: None)
-    write_inference(path, model, images, NUM_CLASSES, batch_size=3, **kwargs)
-    return read_inference(path)
+    kwargs.setdefault("pixels", every_pixel(images))
+    write_inference(path, model, images, NUM_CLASSES, batch_size=3, groups=("pixel", "image"), **kwargs)
+    data = read_inference(path)
+    with InferenceDump(path) as dump:
+        data.update({strategy: read_pixel_candidates(dump, strategy, 0, len(images)) for strategy in STRATEGY_FIELDS})
+    return data
 
 
 def test_layout_dtypes_shapes_and_attrs(tmp_path: Path, model, images) -> None:
     path = tmp_path / "inference.h5"
     data = _write(path, model, images, attrs={"round": 2, "classes": list("abcde")})
     n, h, w = images.shape[:3]
-    for name in ("top1", "top2", "entropy", "pred"):
-        assert data[name].shape == (n, h, w)
     assert data["class_presence"].shape == (n, NUM_CLASSES)
     assert data["pred_pixels"].shape == (n, NUM_CLASSES)
     assert data["features"].shape == (n, 8 * 2**2)
     for name, dtype in FIELD_DTYPES.items():
         assert data[name].dtype == dtype, name
     with h5py.File(path) as h5:
-        for name in ("top1", "top2", "entropy", "pred"):
-            dataset = h5[f"pixel/{name}"]
-            assert dataset.chunks == (1, h, w)
-            assert dataset.compression == "gzip"
+        assert "pixel/top1" not in h5  # no whole per-pixel map
+        assert h5["pixel/eligible"][()].tolist() == [h * w] * n and h5["pixel/cover"][()].tolist() == [26] * n
+        for strategy, fields in STRATEGY_FIELDS.items():
+            group = h5[f"pixel/{strategy}"]
+            assert sorted(group) == sorted(["offsets", "index", "nan", *fields])
+            assert group["offsets"].shape == (n + 1,) and group["index"].dtype == np.uint32
+            assert group["index"].compression == "gzip" and group["index"].shuffle
+            assert all(group[f].dtype == np.float16 and group[f].shape == group["index"].shape for f in fields)
+            assert (np.diff(group["offsets"][()]) >= 26).all()
+    assert data.attrs["format"] == FILE_FORMAT and data.attrs["version"] == FILE_VERSION
+    assert (data.attrs["image_start"], data.attrs["image_stop"]) == (0, n)
     assert data.attrs["model"] == model_checksum(model)
     assert data.attrs["mc_passes"] == 0
     assert data.attrs["round"] == 2 and data.attrs["classes"] == list("abcde")
@@ -64,14 +91,21 @@ def test_values_match_a_direct_computation(tmp_path: Path, model, images) -> Non
     probs = torch.softmax(logits, dim=1).numpy().astype(np.float64)
     entropy = -(probs * np.log(probs + 1e-12)).sum(axis=1)
     ordered = np.sort(probs, axis=1)
-    assert np.all(data["top1"] >= data["top2"])
-    np.testing.assert_allclose(data["top1"], ordered[:, -1], rtol=1e-3, atol=1e-3)  # float16 tolerance
-    np.testing.assert_allclose(data["top2"], ordered[:, -2], rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(data["entropy"], entropy, rtol=1e-3, atol=2e-3)
-    np.testing.assert_array_equal(data["pred"], probs.argmax(axis=1))
+    direct = {"top1": ordered[:, -1], "top2": ordered[:, -2], "entropy": entropy}
+    for strategy in STRATEGY_FIELDS:
+        candidates = data[strategy]
+        image = np.repeat(np.arange(len(images)), np.diff(candidates.offsets))
+        for name, values in candidates.fields.items():  # float16 tolerance
+            at = direct[name].reshape(len(images), -1)[image, candidates.index.astype(np.int64)]
+            np.testing.assert_allclose(values, at, rtol=1e-3, atol=2e-3, err_msg=f"{strategy} {name}")
+    most = np.sort(1 - ordered[:, -1].reshape(len(images), -1), axis=1)[:, -20:]  # well inside the top 26
+    lc = data["least_confidence"]
+    for i in range(len(images)):
+        kept = 1 - lc.fields["top1"][lc.offsets[i]:lc.offsets[i + 1]].astype(np.float64)
+        assert kept.min() <= most[i].min() + 1e-3  # the kept pixels reach past the 20 most uncertain
     np.testing.assert_allclose(data["class_presence"], probs.mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(data["class_presence"].sum(axis=1), 1.0, rtol=1e-5)
-    counts = np.stack([np.bincount(p.ravel(), minlength=NUM_CLASSES) for p in data["pred"]])
+    counts = np.stack([np.bincount(p.ravel(), minlength=NUM_CLASSES) for p in probs.argmax(axis=1)])
     np.testing.assert_array_equal(data["pred_pixels"], counts)
     np.testing.assert_allclose(data["features"], features.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -93,10 +127,14 @@ def test_mc_passes_differ_from_the_deterministic_pass_and_are_reproducible(tmp_p
     second = _write(tmp_path / "mc2.h5", model, images, mc_passes=4, seed=11)
     other = _write(tmp_path / "mc3.h5", model, images, mc_passes=4, seed=12)
     assert first.attrs["mc_passes"] == 4
-    assert not np.array_equal(first["top1"], plain["top1"])
-    for name in ("top1", "top2", "entropy", "pred", "class_presence"):
+    assert not np.array_equal(first["class_presence"], plain["class_presence"])
+    for name in ("class_presence", "pred_pixels", "features"):
         np.testing.assert_array_equal(first[name], second[name])
-    assert not np.array_equal(first["top1"], other["top1"])
+    for strategy in STRATEGY_FIELDS:
+        np.testing.assert_array_equal(first[strategy].index, second[strategy].index)
+        for name, values in first[strategy].fields.items():
+            np.testing.assert_array_equal(values, second[strategy].fields[name])
+    assert not np.array_equal(first["margin"].fields["top2"], other["margin"].fields["top2"])
     assert not model.training  # the model's mode is restored
 
 
@@ -111,9 +149,14 @@ def test_mc_passes_leave_the_callers_rng_alone(tmp_path: Path, model, images) ->
 def test_read_subsets_of_fields_and_images(tmp_path: Path, model, images) -> None:
     path = tmp_path / "inference.h5"
     full = _write(path, model, images)
-    part = read_inference(path, ["pixel/top1", "features"], images=slice(2, 5))
-    assert sorted(part) == ["features", "top1"]
-    np.testing.assert_array_equal(part["top1"], full["top1"][2:5])
+    part = read_inference(path, ["image/class_presence", "features"], images=slice(2, 5))
+    assert sorted(part) == ["class_presence", "features"]
+    np.testing.assert_array_equal(part["class_presence"], full["class_presence"][2:5])
+    with InferenceDump(path) as dump:
+        part = read_pixel_candidates(dump, "entropy", 2, 5)
+    lo, hi = full["entropy"].offsets[[2, 5]]
+    np.testing.assert_array_equal(part.index, full["entropy"].index[lo:hi])
+    assert part.first_image == 2 and part.eligible.size == 3
 
 
 def test_read_errors_name_the_file(tmp_path: Path, model, images) -> None:
@@ -125,12 +168,12 @@ def test_read_errors_name_the_file(tmp_path: Path, model, images) -> None:
         read_inference(corrupt)
     partial = tmp_path / "partial.h5"
     with h5py.File(partial, "w") as h5:
-        h5.create_dataset("pixel/top1", data=np.zeros((1, 2, 2), np.float16))
-    with pytest.raises(InferenceFileError, match="partial.h5.*lacks fields.*top2"):
+        h5.create_dataset("image/class_presence", data=np.zeros((1, 2), np.float32))
+    with pytest.raises(InferenceFileError, match="partial.h5.*lacks fields.*pred_pixels"):
         read_inference(partial)
-    assert read_inference(partial, ["top1"])["top1"].shape == (1, 2, 2)
+    assert read_inference(partial, ["class_presence"])["class_presence"].shape == (1, 2)
     with pytest.raises(InferenceFileError, match="unknown inference fields"):
-        read_inference(partial, ["nonsense"])
+        read_inference(partial, ["top1"])
 
 
 def test_failed_write_leaves_no_file(tmp_path: Path, model, images) -> None:
@@ -144,7 +187,7 @@ def test_failed_write_leaves_no_file(tmp_path: Path, model, images) -> None:
 def test_compression_specs(tmp_path: Path, model, images, spec: str) -> None:
     compression_options(spec)
     data = _write(tmp_path / "inference.h5", model, images[:2], compression=spec)
-    assert data["top1"].shape == (2, 20, 26)
+    assert data["margin"].offsets[-1] == data["margin"].fields["top1"].size >= 2 * 26
 
 
 def test_bad_compression_spec() -> None:
@@ -170,9 +213,11 @@ def test_official_mc_dropout_scores_the_sum_of_the_per_pass_maps(tmp_path: Path,
     passes, seed = 3, 5
     path = tmp_path / "official.h5"
     write_inference(path, official, images, NUM_CLASSES, batch_size=len(images), mc_passes=passes, seed=seed,
-                    mc_mode="official", log=lambda line: None)
-    data = read_inference(path, ["top1", "top2", "entropy"])
-    assert data.attrs["mc_mode"] == "official" and summed_passes(data.attrs) == passes
+                    mc_mode="official", log=lambda line: None, groups=("pixel",), pixels=every_pixel(images))
+    with InferenceDump(path) as dump:
+        attrs = dump.attrs
+        candidates = {s: read_pixel_candidates(dump, s, 0, len(images)) for s in STRATEGY_FIELDS}
+    assert attrs["mc_mode"] == "official" and summed_passes(attrs) == passes
 
     by_hand = {"margin": 0.0, "least_confidence": 0.0, "entropy": 0.0}
     mean_probs, margins = 0.0, []
@@ -190,8 +235,11 @@ def test_official_mc_dropout_scores_the_sum_of_the_per_pass_maps(tmp_path: Path,
             mean_probs = mean_probs + probs.numpy() / passes
     official.eval()
     for strategy, expected in by_hand.items():
-        score, _ = strategy_scores(strategy, data, summed_passes(data.attrs))
-        np.testing.assert_allclose(score, expected, atol=passes * 2e-3)  # the dump stores float16 means
+        kept = candidates[strategy]
+        score, _ = strategy_scores(strategy, kept.fields, summed_passes(attrs))
+        image = np.repeat(np.arange(len(images)), np.diff(kept.offsets))
+        at = expected.reshape(len(images), -1)[image, kept.index.astype(np.int64)]
+        np.testing.assert_allclose(score, at, atol=passes * 2e-3)  # the dump stores float16 means
     # the passes differ (dropout is active), and the summed entropy is not T times the mean softmax's
     assert np.ptp(np.stack(margins), axis=0).max() > 0.1
     entropy_of_mean = -(mean_probs * np.log(mean_probs + 1e-12)).sum(axis=1)
@@ -201,3 +249,8 @@ def test_official_mc_dropout_scores_the_sum_of_the_per_pass_maps(tmp_path: Path,
 def test_official_mode_needs_passes(tmp_path: Path, model, images) -> None:
     with pytest.raises(ValueError, match="mc_mode"):
         _write(tmp_path / "x.h5", model, images, mc_mode="official")
+
+
+def test_the_pixel_group_needs_its_draws(tmp_path: Path, model, images) -> None:
+    with pytest.raises(ValueError, match="pixel group of an inference dump needs the draws it covers"):
+        write_inference(tmp_path / "x.h5", model, images, NUM_CLASSES, groups=("pixel",), log=lambda line: None)

@@ -392,3 +392,42 @@ def test_people_see_the_merged_region_each_query_asks(pool) -> None:
         expected = np.isin(maps.labels[i].astype(np.int64) + maps.offsets[i], members[region])
         np.testing.assert_array_equal(source(i, region), expected)
     assert UNIT.region_source(d1 / "queries.csv", None) is None
+
+
+@pytest.mark.parametrize("strategy, superpixel", [
+    ("class_balanced", {"merge": True, "eps": 0.3}),
+    ("class_balanced", {"merge": True, "eps": 0.3, "merge_fraction": 0.5, "class_share": "pixel"}),
+    ("uncertainty", {"merge": False}),
+    ("random", {"merge": True, "eps": 0.2}),
+])
+def test_selection_in_chunks_of_images_is_the_whole_pools(pool, monkeypatch, strategy, superpixel) -> None:
+    """Merging, candidates and class shares a chunk of images at a time (bounded memory) choose the same
+    queries and write the same regions as over the whole pool at once."""
+    import alseg.units.base
+    import alseg.units.superpixel.select
+
+    exp = deep_merge(experiment(**superpixel), {"strategy": strategy})
+    d0, _ = run_round(pool, exp, 0)
+    inference = pool["root"] / "inference_chunks.h5"
+    fake_inference(inference, pool["maps"], smooth_probs(3))
+    written, maps_read = {}, []
+    monkeypatch.setattr(Job, "pool", property(lambda job: pytest.fail("selection loaded the whole pool")))
+    read_maps = alseg.units.superpixel.select.read_pool_superpixels
+    monkeypatch.setattr(alseg.units.superpixel.select, "read_pool_superpixels",
+                        lambda path, shape, images: maps_read.append(images) or read_maps(path, shape, images))
+    for name, chunk_pixels in (("whole", 1 << 30), ("chunks", 2 * H * W)):
+        maps_read.clear()
+        monkeypatch.setattr(alseg.units.base, "CHUNK_PIXELS", chunk_pixels)
+        out = pool["root"] / f"{name}_{id(exp)}"
+        out.mkdir()
+        select_superpixel_queries(pool["dataset"], pool["superpixels"], exp, 1, out / "queries.csv",
+                                  out / "regions.npz", labels=d0 / "labels.npz", inference=inference)
+        written[name] = out
+    # the chunks' label maps only, and only to merge
+    assert maps_read == [slice(0, 0)] + ([slice(0, 2), slice(2, 4), slice(4, 6)] if superpixel["merge"] else [])
+    assert (written["whole"] / "queries.csv").read_bytes() == (written["chunks"] / "queries.csv").read_bytes()
+    whole, chunks = (load_regions(written[name] / "regions.npz") for name in ("whole", "chunks"))
+    for name in ("parent", "query_region", "query_image", "base_id", "base_query", "base_pixels"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(chunks, name), err_msg=name)
+    if superpixel["merge"]:
+        assert np.any(whole.parent != np.arange(whole.parent.size))

@@ -93,8 +93,10 @@ def test_round_files_follow_the_contract(resumed):
     assert store["asked_image"].size == 2 * 8 * 5  # cumulative over rounds 0 and 1
     assert metrics["labelled_pixels"] == labelled_pixels(store)
     assert metrics["clicks"] == 80 and metrics["seconds"] == pytest.approx(80 * 1.42)
-    with h5py.File(rdir / "inference.h5") as h5:
-        assert h5["pixel/top1"].shape == (8, 32, 32) and h5["pixel/top1"].dtype == np.float16
+    with h5py.File(rdir / "inference.h5") as h5:  # the next round's draws, among round 1's eligible pixels
+        assert "pixel/top1" not in h5 and h5["pixel/margin/offsets"].shape == (8 + 1,)
+        assert h5["pixel/margin/top2"].dtype == np.float16
+        assert (h5["pixel/eligible"][()] <= 32 * 32 - 2 * 5).all() and h5["pixel"].attrs["budget"] == 5
     round0 = workdir / "results" / "random" / "round_0" / "queries.csv"
     assert round0.read_text().count("random") == 8 * 5
     curve = (workdir / "results" / "margin" / "learning_curve.csv").read_text().splitlines()

@@ -1,6 +1,7 @@
 """The per-round inference dump: what acquisition needs from a round's model, over the pool.
 
-The file layout and its reader are in :mod:`alseg.inference_file` (torch-free).
+The file layout and its readers are in :mod:`alseg.inference_file` and, for the pixel group,
+:mod:`alseg.pixel_dump` (torch-free).
 
 Images are streamed batch by batch: the (N, C, H, W) probabilities are never held (CamVid train would be
 2.8 GB as float32), only one batch's.
@@ -21,16 +22,17 @@ from torch import nn
 from alseg import joblog
 from alseg.atomic import atomic_path
 from alseg.augment import normalise_images
-from alseg.h5attrs import _attr_value
 from alseg.inference_file import (
     DEFAULT_COMPRESSION,
     ENTROPY_EPS,
     InferenceWriter,
     create_superpixel_group,
+    write_file_attrs,
     write_superpixel_rows,
 )
-from alseg.mc_dropout import MC_MODES, MEAN_SOFTMAX, OFFICIAL
+from alseg.mc_dropout import MC_MODES, MEAN_SOFTMAX, OFFICIAL, summed_passes
 from alseg.models import enable_mc_dropout, forward_with_features, model_checksum, resolve_device
+from alseg.pixel_dump import PixelDumpRequest, PixelDumpWriter
 
 if TYPE_CHECKING:  # imported when used: pixel experiments need neither OpenCV nor scikit-image
     from alseg.superpixels import SuperpixelMaps
@@ -91,9 +93,10 @@ def write_inference(
     seed: int = 0,
     compression: str = DEFAULT_COMPRESSION,
     log: Callable[[str], None] | None = None,
-    groups: Collection[str] = ("pixel", "image"),
+    groups: Collection[str] = ("image",),
     superpixels: SuperpixelMaps | None = None,
     mc_mode: str = MEAN_SOFTMAX,
+    pixels: PixelDumpRequest | None = None,
 ) -> None:
     """Run ``model`` over ``images`` and write the inference dump atomically.
 
@@ -119,7 +122,7 @@ def write_inference(
     seed : int
         Seed of the dropout masks when ``mc_passes > 0``.
     compression : str
-        Per-pixel dataset compression (:func:`compression_options`).
+        Compression of the pixel and superpixel groups (:func:`alseg.inference_file.compression_options`).
     log : callable, optional
         Progress lines (default: :func:`alseg.joblog.log`, a bar on a terminal): a few, the last at the end.
     groups : collection of str
@@ -129,12 +132,14 @@ def write_inference(
         ``superpixel`` group: the statistics of every base superpixel
         (:func:`alseg.acquire.superpixel_stats.superpixel_stats_from_probs`, one pass per batch).
     mc_mode : {"mean_softmax", "official"}
-        ``official`` (:mod:`alseg.mc_dropout`; needs ``mc_passes`` >= 1): ``/pixel/top1``, ``top2`` and
-        ``entropy`` are the means over the passes of each pass's values, so that T times a strategy's
-        score of them is the official sum of the per-pass uncertainty maps; everything else is of the mean
-        softmax, as in ``mean_softmax``. The file's ``mc_mode`` attribute records the mode.
+        ``official`` (:mod:`alseg.mc_dropout`; needs ``mc_passes`` >= 1): the pixel group's ``top1``,
+        ``top2`` and ``entropy`` are the means over the passes of each pass's values, so that T times a
+        strategy's score of them is the official sum of the per-pass uncertainty maps; everything else is of
+        the mean softmax, as in ``mean_softmax``. The file's ``mc_mode`` attribute records the mode.
+    pixels : PixelDumpRequest, optional
+        The draws that the ``pixel`` group covers (:mod:`alseg.pixel_dump`), needed by that group.
     """
-    num_images, height, width = _checked_request(images, mc_passes, groups, superpixels)
+    num_images, height, width = _checked_request(images, mc_passes, groups, superpixels, pixels)
     if mc_mode not in MC_MODES or (mc_mode == OFFICIAL and mc_passes < 1):
         raise ValueError(f"mc_mode must be one of {MC_MODES} ({OFFICIAL!r} with mc_passes >= 1), got {mc_mode!r} "
                          f"with mc_passes {mc_passes}")
@@ -153,9 +158,12 @@ def write_inference(
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5, torch.inference_mode(), \
                 torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)  # inside fork_rng: the caller's RNG state is left as it was
-            writer = InferenceWriter(h5, num_images, height, width, num_classes, compression, groups)
-            statistics = _SuperpixelStatistics(h5, superpixels, num_images, height, width, num_classes) \
-                if "superpixel" in groups else None
+            writer = InferenceWriter(h5, num_images, num_classes, groups)
+            candidates = PixelDumpWriter(h5, pixels, num_images, height, width,  # type: ignore[arg-type]
+                                         summed_passes({"mc_mode": mc_mode, "mc_passes": mc_passes}), compression) \
+                if "pixel" in groups else None
+            statistics = _SuperpixelStatistics(h5, superpixels, num_images, height, width, num_classes,
+                                               compression) if "superpixel" in groups else None
             for start in range(0, num_images, batch_size):
                 batch = np.asarray(images[start : start + batch_size])
                 probs, features, per_pass = _mean_probabilities(model, batch, num_classes, mc_passes, device,
@@ -163,19 +171,20 @@ def write_inference(
                 fields = {k: v.cpu().numpy() for k, v in {**probability_fields(probs), **per_pass}.items()}
                 fields["features"] = features.cpu().numpy()
                 writer.write(start, fields)
+                if candidates is not None:
+                    candidates.write(start, fields)
                 if statistics is not None:
                     statistics.add(start, probs, fields)
                 progress.done(min(start + batch_size, num_images))
-            for key, value in {"model": checksum, "mc_passes": int(mc_passes), "mc_mode": mc_mode, "seed": int(seed),
-                               "num_classes": int(num_classes), "compression": compression,
-                               **(attrs or {})}.items():
-                h5.attrs[key] = _attr_value(value)
+            write_file_attrs(h5, 0, num_images, {
+                "model": checksum, "mc_passes": int(mc_passes), "mc_mode": mc_mode, "seed": int(seed),
+                "num_classes": int(num_classes), "compression": compression, **(attrs or {})})
     finally:
         model.train(was_training)
 
 
 def _checked_request(images: np.ndarray, mc_passes: int, groups: Collection[str],
-                     superpixels: SuperpixelMaps | None) -> tuple[int, int, int]:
+                     superpixels: SuperpixelMaps | None, pixels: PixelDumpRequest | None) -> tuple[int, int, int]:
     """(N, H, W) of the pool, after checking what :func:`write_inference` was asked for."""
     num_images = len(images)
     if num_images and (len(images.shape) != 4 or images.shape[3] != 3):
@@ -187,6 +196,8 @@ def _checked_request(images: np.ndarray, mc_passes: int, groups: Collection[str]
         raise ValueError(f"unknown inference dump groups {unknown}; known: {DUMP_GROUPS}")
     if "superpixel" in groups and superpixels is None:
         raise ValueError("the superpixel group of an inference dump needs the base superpixels")
+    if "pixel" in groups and pixels is None:
+        raise ValueError("the pixel group of an inference dump needs the draws it covers (a PixelDumpRequest)")
     return (num_images, int(images.shape[1]), int(images.shape[2])) if num_images else (0, 0, 0)
 
 
@@ -222,12 +233,12 @@ class _SuperpixelStatistics:
     """The ``/superpixel`` group of a dump, filled batch by batch."""
 
     def __init__(self, h5: h5py.File, maps: SuperpixelMaps, num_images: int, height: int, width: int,
-                 num_classes: int) -> None:
+                 num_classes: int, compression: str) -> None:
         _check_superpixel_maps(maps, num_images, height, width)
         self.h5, self.maps = h5, maps
         create_superpixel_group(h5, maps.num_superpixels, num_classes,
                                 {"method": maps.attrs.get("method", ""),
-                                 "pixels_per_superpixel": maps.attrs.get("pixels_per_superpixel")})
+                                 "pixels_per_superpixel": maps.attrs.get("pixels_per_superpixel")}, compression)
 
     def add(self, start: int, probs: torch.Tensor, fields: dict[str, np.ndarray]) -> None:
         from alseg.acquire.superpixel_stats import superpixel_stats_from_probs

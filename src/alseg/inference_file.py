@@ -1,27 +1,35 @@
-"""The inference dump file (``inference.h5``): its layout, writing batches, and reading fields back.
+"""The inference dump file (``inference.h5``): its layout, the image and superpixel groups, reading it back.
 
 Torch-free, so that acquisition steps can read a dump without importing torch; ``alseg.infer`` runs the
-model and writes through :class:`InferenceWriter`.
+model and writes through :class:`InferenceWriter`, :func:`create_superpixel_group` and the pixel group's
+writer (:mod:`alseg.pixel_dump`).
 
 Layout (docs/architecture.md, "Inference dump"); a dump holds the groups that its experiment's query unit
 reads (:attr:`alseg.units.base.QueryUnit.dump_groups`):
 
-- ``/pixel/top1``, ``/pixel/top2``, ``/pixel/entropy``: float16 (N, H, W); ``/pixel/pred``: uint8 (N, H, W);
-  chunked one image per chunk and compressed (:data:`DEFAULT_COMPRESSION`).
+- ``/pixel``: for each uncertainty strategy, the pixels that the next round's draws can reach
+  (:mod:`alseg.pixel_dump`); no whole per-pixel map.
 - ``/image/class_presence`` float32 (N, C), ``/image/pred_pixels`` int64 (N, C), ``/image/features``
   float32 (N, F).
-- ``/superpixel/pixel_count`` int64 (S,), ``uncertainty_sum`` float64 (S,),
-  ``pred_counts`` int32 (S, C), ``mean_prob`` float32 (S, C), per base superpixel (:data:`SUPERPIXEL_FIELDS`).
-- attrs: ``model`` (checksum), ``mc_passes``, ``seed``, ``num_classes``, plus the caller's (``round``,
-  ``classes``, ...); lists and dicts are stored as JSON strings (:mod:`alseg.h5attrs`) and decoded by
-  :func:`read_inference`.
+- ``/superpixel/pixel_count`` int32 (S,), ``uncertainty_sum`` float64 (S,), ``pred_counts`` int32 (S, C),
+  ``mean_prob`` float32 (S, C), per base superpixel (:data:`SUPERPIXEL_FIELDS`), chunked and compressed.
+- attrs: ``format`` (:data:`FILE_FORMAT`), ``version`` (:data:`FILE_VERSION`), ``image_start`` and
+  ``image_stop`` (the pool images the file holds), ``model`` (checksum), ``mc_passes``, ``mc_mode``,
+  ``seed``, ``num_classes``, plus the caller's (``round``, ``classes``, ...); lists and dicts are stored as
+  JSON strings (:mod:`alseg.h5attrs`) and decoded by the readers.
+
+A dump is one file or several shard files, each holding consecutive pool images (``image_start`` ..
+``image_stop``; its superpixel rows from the group's ``superpixel_start``): :class:`InferenceDump` reads
+either the same way. Files of version 1 (no ``format``) keep the image and superpixel groups readable;
+their whole per-pixel maps are refused by the pixel group's reader.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import h5py
@@ -29,25 +37,20 @@ import numpy as np
 
 from alseg.h5attrs import _attr_value, _decode_attr
 
-PIXEL_FIELDS = ("top1", "top2", "entropy", "pred")
+FILE_FORMAT = "alseg-inference"
+#: 1: whole per-pixel maps (``/pixel/top1`` ...); 2: the pixel group keeps each strategy's candidates
+FILE_VERSION = 2
 IMAGE_FIELDS = ("class_presence", "pred_pixels", "features")
-FIELD_PATHS = {**{f: f"pixel/{f}" for f in PIXEL_FIELDS}, **{f: f"image/{f}" for f in IMAGE_FIELDS}}
-FIELD_DTYPES = {
-    "top1": np.float16,
-    "top2": np.float16,
-    "entropy": np.float16,
-    "pred": np.uint8,
-    "class_presence": np.float32,
-    "pred_pixels": np.int64,
-    "features": np.float32,
-}
+FIELD_PATHS = {f: f"image/{f}" for f in IMAGE_FIELDS}
+FIELD_DTYPES = {"class_presence": np.float32, "pred_pixels": np.int64, "features": np.float32}
 ENTROPY_EPS = 1e-12
 
-#: Compression of the per-pixel datasets, chosen with ``benchmarks/inference_io.py`` (CamVid size, 367
-#: images, smooth synthetic softmax, 2-core CPU): gzip level 1 with the byte-shuffle filter stores 645 kB per
-#: image (raw 1210 kB), writes 59 img/s and reads 311 img/s; gzip 4-6 save 5-7 % more at 0.5-0.8x the write
-#: speed, lzf+shuffle writes 1.6x faster but is 15 % larger, no compression is 1.9x larger.
+#: Compression of the datasets that grow with the pool (the pixel group, the superpixel statistics),
+#: chosen with ``benchmarks/inference_io.py``: gzip level 1 with the byte-shuffle filter (BENCHMARKS.md,
+#: section 3, has the measurements of both dump formats).
 DEFAULT_COMPRESSION = "gzip-1+shuffle"
+
+PathLike = str | os.PathLike[str]
 
 
 class InferenceFileError(ValueError):
@@ -61,7 +64,7 @@ def compression_options(spec: str) -> dict[str, Any]:
     ----------
     spec : str
         ``none``, ``lzf`` or ``gzip-<0..9>``, optionally followed by ``+shuffle`` (HDF5 byte shuffle,
-        which groups the high and low bytes of float16 values and helps the compressor).
+        which groups the high and low bytes of multi-byte values and helps the compressor).
 
     Returns
     -------
@@ -83,35 +86,35 @@ def compression_options(spec: str) -> dict[str, Any]:
     return options
 
 
+def write_file_attrs(h5: h5py.File, image_start: int, image_stop: int, attrs: dict[str, Any]) -> None:
+    """The format, version and image range of a dump file, and ``attrs`` (JSON where needed)."""
+    for key, value in {"format": FILE_FORMAT, "version": FILE_VERSION, "image_start": int(image_start),
+                       "image_stop": int(image_stop), **attrs}.items():
+        h5.attrs[key] = _attr_value(value)
+
+
 class InferenceWriter:
-    """Creates the datasets of a dump's ``pixel`` and ``image`` groups in an open HDF5 file and writes batches.
+    """Creates the datasets of a dump's ``image`` group in an open HDF5 file and writes batches.
 
     Parameters
     ----------
     h5 : h5py.File
         Open for writing.
-    num_images, height, width, num_classes : int
-    compression : str
-        See :func:`compression_options`; applies to the per-pixel datasets.
+    num_images, num_classes : int
     groups : collection of str
-        Which of ``pixel`` and ``image`` to write; fields of other groups given to :meth:`write` are
-        left out.
+        The dump's groups; without ``image`` the writer writes nothing.
     """
 
-    def __init__(self, h5: h5py.File, num_images: int, height: int, width: int, num_classes: int,
-                 compression: str = DEFAULT_COMPRESSION, groups: Collection[str] = ("pixel", "image")) -> None:
+    def __init__(self, h5: h5py.File, num_images: int, num_classes: int, groups: Collection[str] = ("image",)) -> None:
         self.h5 = h5
         self.num_images = num_images
-        self.fields = {name for name in FIELD_PATHS if FIELD_PATHS[name].split("/")[0] in groups}
-        options = compression_options(compression)
-        for name in PIXEL_FIELDS if "pixel" in groups else ():
-            h5.create_dataset(FIELD_PATHS[name], shape=(num_images, height, width), dtype=FIELD_DTYPES[name],
-                              chunks=(1, height, width) if num_images else None, **options)
-        for name in ("class_presence", "pred_pixels") if "image" in groups else ():
+        self.fields = set(IMAGE_FIELDS) if "image" in groups else set()
+        for name in ("class_presence", "pred_pixels") if self.fields else ():
             h5.create_dataset(FIELD_PATHS[name], shape=(num_images, num_classes), dtype=FIELD_DTYPES[name])
 
     def write(self, start: int, fields: dict[str, np.ndarray]) -> None:
-        """Write the fields of images ``start .. start + b`` (each array's first axis is b)."""
+        """Write the image fields of images ``start .. start + b`` (each array's first axis is b); other
+        fields are left out."""
         fields = {name: values for name, values in fields.items() if name in self.fields}
         if "features" in fields and FIELD_PATHS["features"] not in self.h5:
             # F is known only once the model has run
@@ -123,25 +126,146 @@ class InferenceWriter:
 
 
 class InferenceData(dict):  # type: ignore[type-arg]
-    """``dict[str, numpy.ndarray]`` of the fields read, keyed by short name (``top1``, ``features``, ...),
-    with the file's attributes as ``.attrs`` (JSON-decoded)."""
+    """``dict[str, numpy.ndarray]`` of the fields read, keyed by short name (``class_presence``, ...), with
+    the file's attributes as ``.attrs`` (JSON-decoded)."""
 
     attrs: dict[str, Any]
 
 
-def read_inference(
-    path: str | os.PathLike[str],
-    fields: list[str] | None = None,
-    images: slice | np.ndarray | None = None,
-) -> InferenceData:
-    """Read fields of an inference dump.
+class InferenceDump:
+    """An inference dump open for reading: one file, or shard files that each hold consecutive pool images.
+
+    Use as a context manager (``with InferenceDump(path) as dump``); the files stay open inside it.
 
     Parameters
     ----------
-    path : path
+    paths : path or sequence of paths
+        The dump's file, or its shards in any order (they must cover consecutive images from 0).
+
+    Raises
+    ------
+    FileNotFoundError, InferenceFileError
+        A missing, unreadable or corrupt file, or shards with gaps or overlaps; the message names the file.
+    """
+
+    def __init__(self, paths: PathLike | Sequence[PathLike]) -> None:
+        self.paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+        self.name = str(self.paths[0]) if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} shards)"
+        self.files: list[h5py.File] = []
+        self.ranges: list[tuple[int, int]] = []
+
+    def __enter__(self) -> InferenceDump:
+        try:
+            for path in self.paths:
+                if not path.is_file():
+                    raise FileNotFoundError(f"inference dump not found: {path}")
+                self.files.append(self._guarded(path, lambda p=path: h5py.File(p, "r")))
+            self.ranges = [self._guarded(p, lambda f=f: _image_range(f)) for p, f in zip(self.paths, self.files)]
+            order = sorted(range(len(self.files)), key=lambda k: self.ranges[k])
+            self.paths, self.files = [self.paths[k] for k in order], [self.files[k] for k in order]
+            self.ranges = [self.ranges[k] for k in order]
+            starts = [start for start, _ in self.ranges]
+            if starts[0] != 0 or any(stop != nxt for (_, stop), nxt in zip(self.ranges, starts[1:])):
+                raise InferenceFileError(f"{self.name}: its shards do not hold consecutive images from 0 "
+                                         f"({self.ranges})")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for h5 in self.files:
+            h5.close()
+        self.files = []
+
+    def _guarded(self, path: Path, read: Any) -> Any:
+        """``read()``, with HDF5 and layout errors as an :class:`InferenceFileError` naming ``path``."""
+        try:
+            return read()
+        except (InferenceFileError, FileNotFoundError):
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise InferenceFileError(f"{path}: cannot read inference dump (corrupt or incomplete): {err}") from err
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The first file's attributes (the model's, shared by every shard), JSON-decoded."""
+        return {key: _decode_attr(value) for key, value in self.files[0].attrs.items()}
+
+    @property
+    def version(self) -> int:
+        return int(self.files[0].attrs.get("version", 1))
+
+    @property
+    def num_images(self) -> int:
+        return self.ranges[-1][1]
+
+    def pieces(self, start: int, stop: int) -> list[tuple[h5py.File, int, int, int]]:
+        """The files that hold pool images ``start .. stop``, in order: (file, its first and stop local
+        image of the range, the pool index of its image 0)."""
+        if not 0 <= start <= stop <= self.num_images:
+            raise InferenceFileError(f"{self.name}: images {start} .. {stop} are outside its {self.num_images}")
+        return [(h5, max(start, a) - a, min(stop, b) - a, a) for h5, (a, b) in zip(self.files, self.ranges)
+                if max(start, a) < min(stop, b)]
+
+    def read(self, path: str, rows: slice | None = None) -> np.ndarray:
+        """Dataset ``path`` of the dump, its files joined on the first axis (image rows; superpixel rows for
+        ``superpixel/...``); ``rows``: a slice of the joined rows (step 1)."""
+        def joined() -> np.ndarray:
+            datasets = [h5[path] for h5 in self.files]
+            firsts = [_first_row(h5, path) for h5 in self.files]
+            total = firsts[-1] + datasets[-1].shape[0]
+            start, stop, _ = (rows or slice(None)).indices(total)
+            parts = [ds[max(start, a) - a : min(stop, a + ds.shape[0]) - a] for ds, a in zip(datasets, firsts)
+                     if max(start, a) < min(stop, a + ds.shape[0])]
+            if not parts:
+                return datasets[0][0:0]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return self._guarded(self.paths[0], joined)  # type: ignore[no-any-return]
+
+    def require(self, paths: Collection[str], what: str = "fields") -> None:
+        """Every file must hold every dataset of ``paths`` (an :class:`InferenceFileError` names those it lacks)."""
+        for file_path, h5 in zip(self.paths, self.files):
+            missing = [p.split("/")[-1] for p in paths if p not in h5]
+            if missing:
+                raise InferenceFileError(f"{file_path}: inference dump lacks {what} {missing}")
+
+
+def _first_row(h5: h5py.File, path: str) -> int:
+    """The dump row of a file's first row of dataset ``path``: its first image, or first superpixel."""
+    if path.startswith("superpixel/"):
+        return int(h5["superpixel"].attrs.get("superpixel_start", 0))
+    return int(h5.attrs.get("image_start", 0))
+
+
+def _image_range(h5: h5py.File) -> tuple[int, int]:
+    """The pool images a dump file holds: its attributes, or (version 1) the whole pool of its datasets."""
+    if "image_start" in h5.attrs:
+        return int(h5.attrs["image_start"]), int(h5.attrs["image_stop"])
+    for path in ("image/class_presence", "pixel/top1"):
+        if path in h5:
+            return 0, int(h5[path].shape[0])
+    return 0, 0
+
+
+def read_inference(
+    path: PathLike | Sequence[PathLike],
+    fields: list[str] | None = None,
+    images: slice | np.ndarray | None = None,
+) -> InferenceData:
+    """Read fields of a dump's ``image`` group.
+
+    Parameters
+    ----------
+    path : path or sequence of paths
+        The dump (its shards: :class:`InferenceDump`).
     fields : list of str, optional
-        Short names (``top1``, ``top2``, ``entropy``, ``pred``, ``class_presence``, ``pred_pixels``,
-        ``features``) or paths (``pixel/top1``); None reads all of them.
+        Short names (``class_presence``, ``pred_pixels``, ``features``) or paths (``image/features``);
+        None reads all of them.
     images : slice or ndarray of int, optional
         Subset of images (first axis) to read; None reads all. Index arrays must be increasing.
 
@@ -155,49 +279,54 @@ def read_inference(
     FileNotFoundError, InferenceFileError
         Missing file, unreadable/corrupt file, or a missing field; the message names the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"inference dump not found: {path}")
     names = list(FIELD_PATHS) if fields is None else [f.strip("/").split("/")[-1] for f in fields]
     unknown = [n for n in names if n not in FIELD_PATHS]
     if unknown:
-        raise InferenceFileError(f"{path}: unknown inference fields {unknown}; known: {list(FIELD_PATHS)}")
-    selection = slice(None) if images is None else images
-    try:
-        with h5py.File(path, "r") as h5:
-            missing = [n for n in names if FIELD_PATHS[n] not in h5]
-            if missing:
-                raise InferenceFileError(f"{path}: inference dump lacks fields {missing}")
-            data = InferenceData({n: h5[FIELD_PATHS[n]][selection] for n in names})
-            data.attrs = {k: _decode_attr(v) for k, v in h5.attrs.items()}
-    except InferenceFileError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError) as err:
-        raise InferenceFileError(f"{path}: cannot read inference dump (corrupt or incomplete): {err}") from err
+        raise InferenceFileError(f"{path}: unknown inference fields {unknown}; known: {list(FIELD_PATHS)} "
+                                 "(the per-pixel fields are read with alseg.pixel_dump)")
+    with InferenceDump(path) as dump:
+        dump.require([FIELD_PATHS[n] for n in names])
+        data = InferenceData({n: dump.read(FIELD_PATHS[n]) for n in names})
+        data.attrs = dump.attrs
+    if images is not None:
+        data = _subset(data, images)
     return data
 
 
+def _subset(data: InferenceData, images: slice | np.ndarray) -> InferenceData:
+    subset = InferenceData({name: values[images] for name, values in data.items()})
+    subset.attrs = data.attrs
+    return subset
+
+
 #: ``/superpixel/<name>``: statistics of every base superpixel (global ids, pool order), written when the
-#: model ran for a superpixel experiment (``docs/superpixels.md``).
+#: model ran for a superpixel experiment (``docs/superpixels.md``). Counts are int32 (a superpixel is
+#: smaller than its image); the readers of version-1 dumps get their int64 counts as stored.
 SUPERPIXEL_FIELDS: dict[str, type] = {
-    "pixel_count": np.int64,
+    "pixel_count": np.int32,
     "uncertainty_sum": np.float64,
     "pred_counts": np.int32,
     "mean_prob": np.float32,
 }
+#: Superpixel rows per HDF5 chunk of the statistics
+SUPERPIXEL_CHUNK = 1 << 14
 
 
 def create_superpixel_group(h5: h5py.File, num_superpixels: int, num_classes: int,
-                            attrs: dict[str, Any] | None = None) -> None:
+                            attrs: dict[str, Any] | None = None, compression: str = DEFAULT_COMPRESSION,
+                            superpixel_start: int = 0) -> None:
     """Create the ``/superpixel`` datasets of a dump (filled by :func:`write_superpixel_rows`).
 
-    ``attrs`` (for example the superpixel file's method and size) go on the group.
+    ``attrs`` (for example the superpixel file's method and size) go on the group, with
+    ``superpixel_start``: the global id of its first row (0 but in a shard).
     """
     group = h5.create_group("superpixel")
+    options = compression_options(compression) if num_superpixels else {}
     for name, dtype in SUPERPIXEL_FIELDS.items():
         shape = (num_superpixels, num_classes) if name in ("pred_counts", "mean_prob") else (num_superpixels,)
-        group.create_dataset(name, shape=shape, dtype=dtype)
-    for key, value in (attrs or {}).items():
+        chunks = (min(SUPERPIXEL_CHUNK, num_superpixels), *shape[1:]) if num_superpixels else None
+        group.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, **options)
+    for key, value in {**(attrs or {}), "superpixel_start": int(superpixel_start)}.items():
         group.attrs[key] = _attr_value(value)
 
 
@@ -207,14 +336,18 @@ def write_superpixel_rows(h5: h5py.File, start: int, fields: dict[str, np.ndarra
         h5[f"superpixel/{name}"][start : start + len(values)] = values.astype(SUPERPIXEL_FIELDS[name], copy=False)
 
 
-def read_superpixel_fields(path: str | os.PathLike[str], fields: list[str] | None = None) -> InferenceData:
+def read_superpixel_fields(path: PathLike | Sequence[PathLike], fields: list[str] | None = None,
+                           rows: slice | None = None) -> InferenceData:
     """Read the ``/superpixel`` group of a dump.
 
     Parameters
     ----------
-    path : path
+    path : path or sequence of paths
+        The dump (its shards: :class:`InferenceDump`).
     fields : list of str, optional
         Names in :data:`SUPERPIXEL_FIELDS`; None reads all.
+    rows : slice, optional
+        Global superpixel ids to read (a chunk of images: ``offsets[a]:offsets[b]``); None reads all.
 
     Returns
     -------
@@ -228,27 +361,17 @@ def read_superpixel_fields(path: str | os.PathLike[str], fields: list[str] | Non
         Missing file, corrupt file, or a dump without superpixel statistics (made for a pixel
         experiment, or before the superpixel file was an input); the message names the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"inference dump not found: {path}")
     names = list(SUPERPIXEL_FIELDS) if fields is None else list(fields)
     unknown = [n for n in names if n not in SUPERPIXEL_FIELDS]
     if unknown:
         raise InferenceFileError(f"{path}: unknown superpixel fields {unknown}; known: {list(SUPERPIXEL_FIELDS)}")
-    try:
-        with h5py.File(path, "r") as h5:
-            if "superpixel" not in h5:
-                raise InferenceFileError(
-                    f"{path}: inference dump has no /superpixel statistics (written for another query unit?); "
-                    "delete it to let the workflow rebuild it")
-            missing = [n for n in names if n not in h5["superpixel"]]
-            if missing:
-                raise InferenceFileError(f"{path}: inference dump lacks superpixel fields {missing}")
-            data = InferenceData({n: h5[f"superpixel/{n}"][()] for n in names})
-            data.attrs = {k: _decode_attr(v) for k, v in h5.attrs.items()}
-            data.attrs.update({f"superpixel.{k}": _decode_attr(v) for k, v in h5["superpixel"].attrs.items()})
-    except InferenceFileError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError) as err:
-        raise InferenceFileError(f"{path}: cannot read inference dump (corrupt or incomplete): {err}") from err
+    with InferenceDump(path) as dump:
+        if any("superpixel" not in h5 for h5 in dump.files):
+            raise InferenceFileError(
+                f"{dump.name}: inference dump has no /superpixel statistics (written for another query unit?); "
+                "delete it to let the workflow rebuild it")
+        dump.require([f"superpixel/{n}" for n in names], "superpixel fields")
+        data = InferenceData({n: dump.read(f"superpixel/{n}", rows) for n in names})
+        data.attrs = dump.attrs
+        data.attrs.update({f"superpixel.{k}": _decode_attr(v) for k, v in dump.files[0]["superpixel"].attrs.items()})
     return data

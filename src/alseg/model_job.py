@@ -204,29 +204,26 @@ def evaluate(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any
 
 
 def infer(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any], round_index: int, out: PathLike,
-          **files: PathLike | None) -> None:
+          labels: PathLike | None = None, **files: PathLike | None) -> None:
     """Run round ``round_index``'s model over the pool and write ``inference.h5``: the groups that the
-    experiment's unit reads (``settings["unit"]``), with the ``superpixels`` file where it reads
-    ``/superpixel`` (docs/architecture.md)."""
+    experiment's unit reads (``settings["unit"]``), with what the unit gives them
+    (:meth:`~alseg.units.base.QueryUnit.dump_request`: the ``superpixels`` file's maps, the next round's
+    draws from ``labels``, round r's store) (docs/architecture.md)."""
     from alseg.infer import write_inference
     from alseg.mc_dropout import mc_mode, mc_passes
     from alseg.models import load_model, model_checksum, resolve_device
 
     job = Job(dataset, settings, round_index, files)
     info, pool = job.info, job.pool
-    groups = unit_named(settings["unit"]).dump_groups
+    unit = unit_named(settings["unit"])
+    groups = unit.dump_groups
     device = resolve_device(settings["inference"]["device"])
     model, _ = load_model(model_path, device)
-    maps = None
-    if "superpixel" in groups:
-        from alseg.superpixels import read_superpixels
-
-        maps = read_superpixels(job.file("superpixels"), expected_shape=pool.masks.shape)
     write_inference(out, model, pool.images, num_classes=info.num_classes,
                     batch_size=settings["inference"]["batch_size"], device=device,
                     mc_passes=mc_passes(settings["acquisition"]), mc_mode=mc_mode(settings["acquisition"]),
                     seed=job.seed("infer"),
                     attrs={"model": model_checksum(model), "round": round_index, "classes": list(info.classes)},
-                    groups=groups, superpixels=maps)
+                    groups=groups, **unit.dump_request(job, load_labels(labels) if labels else LabelStore()))
     log(f"round {round_index}: inference over {pool.images.shape[0]} pool images ({', '.join(groups) or 'no'} "
         f"groups) -> {out}")

@@ -148,12 +148,14 @@ def round_training(training: Mapping[str, Any], round_index: int) -> dict[str, A
 
 def train_settings(config: Config, experiment: str, round_index: int) -> dict[str, Any]:
     """What training, evaluation and inference read: seed, model, schedule, inference, MC dropout, the unit
-    (which groups the dump holds) and the unit's own training settings."""
+    (which groups the dump holds), the unit's own training settings and what its dump reads (``dump``)."""
     settings = config["experiments"][experiment]
+    unit = unit_of(config, experiment)
     chosen = {key: settings[key] for key in ("unit", "seed", "model", "inference")}
     chosen["training"] = round_training(settings["training"], round_index)
     chosen["acquisition"] = {key: settings["acquisition"][key] for key in ("mc_passes", "mc_mode")}
-    return {**chosen, **unit_of(config, experiment).train_settings(settings, round_index)}
+    dump = unit.dump_settings(settings, round_index)
+    return {**chosen, **unit.train_settings(settings, round_index), **({"dump": dump} if dump else {})}
 
 
 def metrics_description(config: Config, experiment: str) -> dict[str, Any]:

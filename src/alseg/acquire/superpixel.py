@@ -75,6 +75,12 @@ class CandidateRegions:
     def __len__(self) -> int:
         return int(self.region.size)
 
+    @staticmethod
+    def concatenate(parts: list[CandidateRegions]) -> CandidateRegions:
+        """The candidates of consecutive chunks of images (global ids and image indices), joined in pool order."""
+        return CandidateRegions(*(np.concatenate([getattr(p, name) for p in parts]) for name in (
+            "region", "image", "pixel_count", "base_count", "uncertainty", "dominant_pred")))
+
 
 def _check_parent(parent: np.ndarray, num_nodes: int) -> np.ndarray:
     parent = np.asarray(parent, dtype=np.int64)
@@ -138,6 +144,24 @@ def candidate_regions(
     )
 
 
+def predicted_class_pixels(parent: np.ndarray, stats: SuperpixelStats, mode: str = "region") -> np.ndarray:
+    """The pixels predicted as each class (float64 (C,)), the numerator of :func:`predicted_class_shares`.
+
+    Integer-valued: the sums over consecutive chunks of images (regions never cross images) add up to the
+    pool's exactly.
+    """
+    if mode not in CLASS_SHARE_MODES:
+        raise ValueError(f"unknown class share mode {mode!r}; expected one of {CLASS_SHARE_MODES}")
+    num_nodes = stats.num_superpixels
+    if mode == "pixel":
+        return stats.pred_counts.sum(axis=0).astype(np.float64)
+    parent = _check_parent(parent, num_nodes)
+    region_pred = _aggregate_pred_counts(parent, stats.pred_counts, num_nodes)
+    region_pixels = np.bincount(parent, weights=stats.pixel_count, minlength=num_nodes)
+    roots = np.flatnonzero(region_pixels > 0)
+    return np.bincount(region_pred[roots].argmax(axis=1), weights=region_pixels[roots], minlength=stats.num_classes)
+
+
 def predicted_class_shares(parent: np.ndarray, stats: SuperpixelStats, mode: str = "region") -> np.ndarray:
     """``p(c)``: the share of pool pixels predicted as class c, at the resolution of the statistics.
 
@@ -156,21 +180,11 @@ def predicted_class_shares(parent: np.ndarray, stats: SuperpixelStats, mode: str
         Sums to 1. Numerator and denominator count the same pixels (the official code divides
         half-resolution counts by a full-resolution total, so its weights barely vary).
     """
-    if mode not in CLASS_SHARE_MODES:
-        raise ValueError(f"unknown class share mode {mode!r}; expected one of {CLASS_SHARE_MODES}")
-    num_nodes = stats.num_superpixels
+    counts = predicted_class_pixels(parent, stats, mode)
     total = float(stats.pixel_count.sum())
     if total <= 0:
         raise ValueError("the pool has no pixels")
-    if mode == "pixel":
-        return stats.pred_counts.sum(axis=0) / total
-    parent = _check_parent(parent, num_nodes)
-    region_pred = _aggregate_pred_counts(parent, stats.pred_counts, num_nodes)
-    region_pixels = np.bincount(parent, weights=stats.pixel_count, minlength=num_nodes)
-    roots = np.flatnonzero(region_pixels > 0)
-    shares = np.bincount(region_pred[roots].argmax(axis=1), weights=region_pixels[roots],
-                         minlength=stats.num_classes)
-    return shares / total
+    return counts / total
 
 
 def region_scores(

@@ -126,7 +126,7 @@ def superpixel_stats(
     pred: np.ndarray,
     num_classes: int,
 ) -> SuperpixelStats:
-    """Per-superpixel statistics of a batch of images from the inference dump's pixel fields.
+    """Per-superpixel statistics of a batch of images from its per-pixel fields (top-2 probabilities, argmax).
 
     Two bincounts over the batch's pixels, whatever the number of superpixels.
 
@@ -137,9 +137,9 @@ def superpixel_stats(
     counts : ndarray of int, shape (B,)
         ``S_i`` of each image (``numpy.diff(offsets)[images]``).
     top1, top2 : ndarray of float, shape (B, H, W)
-        Largest and second largest class probability (``/pixel/top1``, ``/pixel/top2``).
+        Largest and second largest class probability (``probability_fields``' ``top1``, ``top2``).
     pred : ndarray of int, shape (B, H, W)
-        Argmax class (``/pixel/pred``).
+        Argmax class (``pred``).
     num_classes : int
 
     Returns

@@ -1,7 +1,11 @@
 """The model files of a round, checked without torch: ``model.pt``'s weights give the checksum it stores,
-and the dump written with it names it."""
+and the dump written with it names it (and, for pixel experiments, kept the candidates of round r + 1's
+draws among the pixels round r's labels leave)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 from alseg.audit.files import Experiment, Finding
 from alseg.torchfile import TorchFileError, read_torch_file, stored_weights_checksum
@@ -32,6 +36,8 @@ def check_model_files(exp: Experiment, round_index: int, findings: list[Finding]
 def _check_dump(exp: Experiment, round_index: int, checksum: str, findings: list[Finding]) -> None:
     import h5py
 
+    from alseg.h5attrs import _decode_attr
+
     path = exp.file(round_index, "inference.h5")
     if not path.is_file():
         findings.append(Finding(path, "", "missing"))
@@ -39,6 +45,7 @@ def _check_dump(exp: Experiment, round_index: int, checksum: str, findings: list
     try:
         with h5py.File(path, "r") as h5:
             model, dumped_round = h5.attrs.get("model"), h5.attrs.get("round")
+            pixels = {k: _decode_attr(v) for k, v in h5["pixel"].attrs.items()} if "pixel" in h5 else {}
     except OSError as err:
         findings.append(Finding(path, "", f"cannot read it: {err}"))
         return
@@ -46,3 +53,28 @@ def _check_dump(exp: Experiment, round_index: int, checksum: str, findings: list
         findings.append(Finding(path, "model", f"{model}, but the round's model.pt is {checksum}"))
     if dumped_round is None or int(dumped_round) != round_index:
         findings.append(Finding(path, "round", f"{dumped_round}, in round {round_index}'s folder"))
+    if "eligibility" in pixels:
+        _check_pixel_candidates(exp, round_index, path, pixels, findings)
+
+
+def _check_pixel_candidates(exp: Experiment, round_index: int, path: Path, pixels: dict[str, Any],
+                            findings: list[Finding]) -> None:
+    """The pixel group's candidates were chosen among the pixels round r + 1 may ask: those that round r's
+    ``labels.npz`` has not asked (and void unless ``query_void``), for the configured draws."""
+    from alseg.labels import LabelStoreError, load_labels
+    from alseg.units.pixel import eligibility
+
+    settings = exp.settings
+    try:
+        expected = eligibility(load_labels(exp.file(round_index, "labels.npz")), settings["acquisition"]["query_void"])
+    except (FileNotFoundError, LabelStoreError):
+        return  # the labels' own check names them
+    if pixels["eligibility"] != expected:
+        findings.append(Finding(path, "pixel candidates", f"chosen among other eligible pixels "
+                                                          f"({pixels['eligibility']}) than round {round_index}'s "
+                                                          f"labels.npz leaves ({expected})"))
+    draws = {"budget": settings["budget"], "top_percent": float(settings["acquisition"]["top_percent"])}
+    if {key: pixels.get(key) for key in draws} != draws:
+        findings.append(Finding(path, "pixel candidates", f"cover draws of {pixels.get('budget')} from the top "
+                                                          f"{pixels.get('top_percent')} %, the config asks "
+                                                          f"{draws['budget']} from the top {draws['top_percent']} %"))

@@ -29,6 +29,7 @@ from alseg.data.prepared import (
     DatasetInfo,
     Split,
     dataset_info,
+    load_masks,
     load_split,
     prepare_dataset,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "SourceItem",
     "Split",
     "dataset_info",
+    "load_masks",
     "load_split",
     "make_synthetic",
     "normalise_spec",

@@ -270,6 +270,24 @@ def load_split(path: str | os.PathLike[str], split: str) -> Split:
     return Split(images=images, masks=masks, stems=stems)
 
 
+def load_masks(path: str | os.PathLike[str], split: str, start: int, stop: int) -> np.ndarray:
+    """The masks of images ``start .. stop`` of one split (uint8 (stop - start, H, W)), without the rest of
+    the split: steps that stream the pool read it a chunk at a time.
+
+    Raises
+    ------
+    DatasetError
+        If ``split`` is not a split name, the range is outside it, or the file is missing or corrupt.
+    """
+    if split not in SPLITS:
+        raise DatasetError(f"{path}: no split {split!r}; splits are {', '.join(SPLITS)}")
+    with _open_prepared(path) as h5:
+        masks = h5[split]["masks"]
+        if not 0 <= start <= stop <= masks.shape[0]:
+            raise DatasetError(f"{path}: images {start} .. {stop} are outside split {split!r} of {masks.shape[0]}")
+        return masks[start:stop]
+
+
 def load_stems(path: str | os.PathLike[str], split: str) -> list[str]:
     """The image names of one split of a prepared dataset, without reading its pixels."""
     if split not in SPLITS:

@@ -43,6 +43,11 @@ PathLike = str | os.PathLike[str]
 Settings = Mapping[str, Any]
 
 
+#: Pool pixels per chunk of images that selection steps read at a time: they hold a chunk's per-pixel arrays
+#: (masks, eligible pixels, superpixel maps: a few bytes per pixel), never the whole pool's (BENCHMARKS.md,
+#: section 10)
+CHUNK_PIXELS = 1 << 25
+
 #: How a missing file of a step is named in its error
 _FILES = {"labels": "round {previous}'s label store (labels.npz)",
           "inference": "round {previous}'s inference dump (inference.h5)",
@@ -87,6 +92,14 @@ class Job:
         if "pool" in self.__dict__:
             return self.pool.stems
         return load_stems(self.dataset, "train")
+
+    def image_chunks(self, chunk_pixels: int | None = None) -> list[tuple[int, int]]:
+        """Consecutive (start, stop) ranges of pool images of about ``chunk_pixels`` pixels each (default
+        :data:`CHUNK_PIXELS`; one image at least): what a step that streams the pool holds at a time."""
+        pixels = CHUNK_PIXELS if chunk_pixels is None else chunk_pixels
+        per_chunk = max(1, pixels // max(self.info.height * self.info.width, 1))
+        n = len(self.stems)
+        return [(start, min(start + per_chunk, n)) for start in range(0, n, per_chunk)]
 
     def file(self, name: str) -> Path:
         """The step's file ``name``; a clear error when the rule did not give it."""
@@ -171,7 +184,8 @@ class QueryUnit(ABC):
     labelstudio_name : str or None
         The name of the Label Studio control that answers its queries (None: not answered there).
     dump_groups : tuple of str
-        The groups of ``inference.h5`` its selection reads (``pixel``, ``image``, ``superpixel``).
+        The groups of ``inference.h5`` its selection reads (``pixel``, ``image``, ``superpixel``); what
+        the model job needs to write them beyond the model comes from :meth:`dump_request`.
     """
 
     name: ClassVar[str]
@@ -223,6 +237,18 @@ class QueryUnit(ABC):
     def train_reads_previous_model(self, experiment: Mapping[str, Any], round_index: int) -> bool:
         """Whether training reads round r-1's model (sieving the labels with it, for example)."""
         return False
+
+    def dump_settings(self, experiment: Mapping[str, Any], round_index: int) -> dict[str, Any]:
+        """The settings that round ``round_index``'s dump reads beyond the model (what round r + 1's selection
+        will draw, e.g.): the model job's params hold them as ``dump``. Empty by default."""
+        return {}
+
+    def dump_request(self, job: Job, store: LabelStore) -> dict[str, Any]:
+        """Keyword arguments of :func:`alseg.infer.write_inference` that its :attr:`dump_groups` need (the
+        base superpixels, the draws the pixel group covers). ``job``: the model job of round r (its settings
+        hold :meth:`dump_settings` as ``dump``); ``store``: round r's label store, which the model was
+        trained on. Empty by default."""
+        return {}
 
     def extra_outputs(self, experiment: Mapping[str, Any]) -> tuple[str, ...]:
         """More files (or folders) of every round, made by rules of its own (superpixel overlays)."""

@@ -1,11 +1,13 @@
 """Pixel queries (PixelPick): "what is the class of this pixel?", one key press each.
 
-Round 0 asks ``initial_budget`` random pixels per pool image; round r >= 1 scores every pixel never asked
-with round r-1's dump (``strategy``: least confidence 1 - p1, margin p1 - p2, entropy, or random) and asks
-``budget`` per image, drawn from each image's ``acquisition.top_percent`` % most uncertain
-(:func:`alseg.acquire.pixel.select_pixels`). Pixels asked before are never asked again; void pixels are
-not asked unless ``acquisition.query_void``. The store keeps every labelled pixel (``pixel_*``) and every
-pixel asked (``asked_*``, skips included).
+Round 0 asks ``initial_budget`` random pixels per pool image; round r >= 1 asks ``budget`` per image,
+drawn from each image's ``acquisition.top_percent`` % most uncertain pixels never asked (``strategy``:
+least confidence 1 - p1, margin p1 - p2, entropy, or random; :func:`alseg.acquire.pixel.select_pixels`).
+Round r-1's dump keeps, per image and strategy, just the pixels such a draw can reach
+(:mod:`alseg.pixel_dump`; :meth:`PixelUnit.dump_settings` and :meth:`PixelUnit.dump_request` say which),
+and selection draws from them a chunk of the pool at a time. Pixels asked before are never asked again;
+void pixels are not asked unless ``acquisition.query_void``. The store keeps every labelled pixel
+(``pixel_*``) and every pixel asked (``asked_*``, skips included).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from alseg.acquire.pixel import eligible_pixels, select_pixels, strategy_scores
+from alseg.acquire.pixel import PixelSelection, eligible_pixels, select_from_candidates, select_pixels
+from alseg.data import load_masks
 from alseg.joblog import log
 from alseg.labels import LabelStore
+from alseg.pixel_dump import PixelDumpRequest, asked_digest
 from alseg.points import PointLabels
 from alseg.queries import Table, query_table
 from alseg.units.base import (
@@ -39,46 +43,83 @@ _POINT_WIDTH = 0.6
 def select_pixel_queries(job: Job, strategy: str, budget: int, top_percent: float, query_void: bool) -> Table:
     """Choose ``budget`` pixels per pool image never asked before (round r-1's store ``labels``).
 
-    ``strategy`` other than ``random`` scores the pixels with round r-1's dump (``inference``) and draws
-    from each image's ``top_percent`` % most uncertain. An image with fewer pixels left gives what it has,
-    with a warning; a pool with none left is an error.
+    ``strategy`` other than ``random`` draws from each image's ``top_percent`` % most uncertain pixels as
+    round r-1's dump (``inference``) keeps them (:mod:`alseg.pixel_dump`); ``random`` reads the pool's masks.
+    Both go through the pool a chunk of images at a time (:meth:`~alseg.units.base.Job.image_chunks`). An image
+    with fewer pixels left gives what it has, with a warning; a pool with none left is an error.
     """
-    pool, info = job.pool, job.info
+    stems = job.stems
     store = job.previous_store()
-    n, h, w = pool.masks.shape
-    eligible = eligible_pixels(asked_mask(store, n, h, w), pool.masks, info.ignore_index, query_void)
-    if not eligible.any():
-        raise ValueError(f"{job.dataset}: no pixel of the pool is left to ask in round {job.round_index} "
-                         f"({store['asked_image'].size} asked so far); lower 'round' or the budget")
+    n = len(stems)
     seed = job.seed("select_queries")
     rng = np.random.default_rng(seed)
-    score_map = priority = None
-    model = ""
-    if strategy != "random":
-        from alseg.inference_file import read_inference
-        from alseg.mc_dropout import summed_passes
-
-        fields = read_inference(job.file("inference"), ["top1", "top2", "entropy"])
-        score_map, priority = strategy_scores(strategy, fields, summed_passes(fields.attrs))
-        model = str(fields.attrs.get("model", ""))
-    selection = select_pixels(priority, eligible, budget, top_percent if strategy != "random" else 0.0, rng)
+    if strategy == "random":
+        selection, left, model = *_random_selection(job, store, budget, query_void, rng), ""
+    else:
+        selection, left, model = _dump_selection(job, store, strategy, budget, top_percent, query_void, rng)
+    if left == 0:
+        raise ValueError(f"{job.dataset}: no pixel of the pool is left to ask in round {job.round_index} "
+                         f"({store['asked_image'].size} asked so far); lower 'round' or the budget")
     if selection.shortfall:
         asked = sum(selection.shortfall.values())
         log(f"warning: {len(selection.shortfall)} of {n} images had fewer than {budget} pixels left to ask; asking "
             f"{asked} there instead of {budget * len(selection.shortfall)} ({selection.size} queries in all)")
-    score = (score_map[selection.image, selection.y, selection.x].astype(np.float64) if score_map is not None
-             else np.full(selection.size, np.nan))
-    table = query_table(job.round_index, selection.image, pool.stems, "pixel", strategy, seed, model,
+    score = selection.score if selection.score is not None else np.full(selection.size, np.nan)
+    table = query_table(job.round_index, selection.image, stems, "pixel", strategy, seed, model,
                         y=selection.y, x=selection.x, score=score, rank=selection.rank,
                         pixels=np.ones(selection.size, dtype=np.int64))
     log(f"round {job.round_index}: {selection.size} {strategy} pixel queries over {n} images")
     return table
 
 
-def asked_mask(store: LabelStore, num_images: int, height: int, width: int) -> np.ndarray:
-    """Boolean (N, H, W) map of the pixels asked in any round so far (answered or skipped)."""
-    mask = np.zeros((num_images, height, width), dtype=bool)
-    mask[store["asked_image"], store["asked_y"], store["asked_x"]] = True
+def _random_selection(job: Job, store: LabelStore, budget: int, query_void: bool, rng: np.random.Generator
+                      ) -> tuple[PixelSelection, int]:
+    """Random pixels of every image, and the number of eligible pixels, a chunk of the pool's masks at a time."""
+    info = job.info
+    parts, left = [], 0
+    for start, stop in job.image_chunks():
+        masks = None if query_void else load_masks(job.dataset, "train", start, stop)
+        eligible = eligible_pixels(asked_mask(store, info.height, info.width, start, stop), masks, info.ignore_index,
+                                   query_void)
+        left += int(np.count_nonzero(eligible))
+        parts.append(select_pixels(None, eligible, budget, 0.0, rng, first_image=start))
+    return PixelSelection.concatenate(parts), left
+
+
+def _dump_selection(job: Job, store: LabelStore, strategy: str, budget: int, top_percent: float, query_void: bool,
+                    rng: np.random.Generator) -> tuple[PixelSelection, int, str]:
+    """The draws of an uncertainty strategy from round r-1's dump, the number of eligible pixels, the model."""
+    from alseg.inference_file import InferenceDump
+    from alseg.mc_dropout import summed_passes
+    from alseg.pixel_dump import check_pixel_dump, read_pixel_candidates
+
+    info, n = job.info, len(job.stems)
+    with InferenceDump(job.file("inference")) as dump:
+        check_pixel_dump(dump, strategy, (n, info.height, info.width), eligibility(store, query_void), budget,
+                         top_percent)
+        passes = summed_passes(dump.attrs)
+        parts, left = [], 0
+        for start, stop in job.image_chunks():
+            candidates = read_pixel_candidates(dump, strategy, start, stop)
+            left += int(candidates.eligible.sum())
+            parts.append(select_from_candidates(candidates, strategy, budget, top_percent, rng, passes))
+        return PixelSelection.concatenate(parts), left, str(dump.attrs.get("model", ""))
+
+
+def eligibility(store: LabelStore, query_void: bool) -> dict[str, Any]:
+    """What decides the pixels the next selection may ask, beyond the pool (the pixel dump records it): the
+    pixels asked so far and whether void pixels are asked."""
+    return {"query_void": bool(query_void), "asked_pixels": int(store["asked_image"].size),
+            "asked": asked_digest(store["asked_image"], store["asked_y"], store["asked_x"])}
+
+
+def asked_mask(store: LabelStore, height: int, width: int, start: int, stop: int) -> np.ndarray:
+    """Boolean (stop - start, H, W) map of the pixels of pool images ``start .. stop`` asked in any round so
+    far (answered or skipped)."""
+    mask = np.zeros((stop - start, height, width), dtype=bool)
+    image = store["asked_image"]
+    inside = (image >= start) & (image < stop)
+    mask[image[inside] - start, store["asked_y"][inside], store["asked_x"][inside]] = True
     return mask
 
 
@@ -186,6 +227,25 @@ class PixelUnit(QueryUnit):
 
     def select_reads_dump(self, experiment: Mapping[str, Any], round_index: int) -> bool:
         return round_index > 0 and experiment["strategy"] != "random"
+
+    def dump_settings(self, experiment: Mapping[str, Any], round_index: int) -> dict[str, Any]:
+        # the draws of round r + 1, whatever the strategy: every strategy's experiments keep one round 0
+        acquisition = experiment["acquisition"]
+        return {"budget": experiment["budget"], "top_percent": acquisition["top_percent"],
+                "query_void": acquisition["query_void"]}
+
+    def dump_request(self, job: Job, store: LabelStore) -> dict[str, Any]:
+        if "dump" not in job.settings:
+            raise ValueError(f"round {job.round_index}: the model job's settings lack the pixel dump's ('dump': "
+                             "alseg.plan.train_settings)")
+        dump, info, masks = job.settings["dump"], job.info, job.pool.masks
+
+        def eligible(start: int, stop: int) -> np.ndarray:
+            return eligible_pixels(asked_mask(store, info.height, info.width, start, stop), masks[start:stop],
+                                   info.ignore_index, dump["query_void"])
+
+        return {"pixels": PixelDumpRequest(int(dump["budget"]), float(dump["top_percent"]), eligible,
+                                           eligibility(store, dump["query_void"]))}
 
     def select(self, job: Job) -> Table:
         settings = job.settings

@@ -85,6 +85,11 @@ class SuperpixelUnit(QueryUnit):
     def extra_outputs(self, experiment: Mapping[str, Any]) -> tuple[str, ...]:
         return ("overlays",) if experiment["superpixel"]["overlays"] > 0 else ()
 
+    def dump_request(self, job: Job, store: LabelStore) -> dict[str, Any]:
+        from alseg.superpixels import read_superpixels
+
+        return {"superpixels": read_superpixels(job.file("superpixels"), expected_shape=job.pool.masks.shape)}
+
     def select(self, job: Job) -> Table:
         from alseg.units.superpixel.select import select_superpixel_queries
 
