@@ -55,7 +55,7 @@ include: "rules/report.smk"
 rule all:
     input:
         expand(f"{RESULTS}/{{exp}}/learning_curve.csv", exp=EXPERIMENTS),
-        [f"{RESULTS}/{exp}/round_{r}/inference.h5" for exp in EXPERIMENTS for r in experiment_rounds(exp)],
+        [file for exp in EXPERIMENTS for r in experiment_rounds(exp) for file in plan.inference_files(CFG, exp, r)],
         f"{RESULTS}/comparison.csv",
         f"{RESULTS}/comparison.png",
         unit_round_targets(),

@@ -41,6 +41,7 @@ except WorkflowError:  # cluster execution has no --cores: every job gets its ow
 wildcard_constraints:
     exp=wildcard_pattern(list(EXPERIMENTS)),
     r="0|[1-9][0-9]*",
+    k="[1-9][0-9]*",
     dataset=wildcard_pattern(list(CFG["datasets"])),
 
 

@@ -97,6 +97,27 @@ rule train:
         "../scripts/train.py"
 
 
+rule infer_shard:
+    """Shard k >= 1 of round r's inference dump (config inference.shards > 1): round r's model over its
+    part of the pool, a GPU job of its own beside the train job, which writes shard 0 (inference.h5)."""
+    input:
+        unpack(from_plan(plan.infer_inputs)),
+    output:
+        round_output("inference_shard{k}.h5"),
+    params:
+        settings=from_plan(plan.train_settings),
+        version=CODE_VERSION,
+    threads: MODEL_THREADS
+    resources:
+        gpu=1,
+    log:
+        round_log("infer_shard{k}"),
+    conda:
+        "../envs/alseg.yaml"
+    script:
+        "../scripts/infer_shard.py"
+
+
 rule metrics:
     """metrics.json: the model's test scores, what its labels cost, and the experiment's unit and strategy
     (a step of its own: relabelling an experiment does not retrain it)."""

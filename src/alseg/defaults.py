@@ -97,5 +97,5 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "binary": BINARY_DEFAULTS,
     "tags": TAGS_DEFAULTS,
     "initial": {"kind": "pixels", "per_image": 10, "images": None},
-    "inference": {"batch_size": 8, "device": "auto"},
+    "inference": {"batch_size": 8, "device": "auto", "shards": 1},
 }

@@ -97,8 +97,10 @@ def write_inference(
     superpixels: SuperpixelMaps | None = None,
     mc_mode: str = MEAN_SOFTMAX,
     pixels: PixelDumpRequest | None = None,
+    image_range: tuple[int, int] | None = None,
+    shards: int = 1,
 ) -> None:
-    """Run ``model`` over ``images`` and write the inference dump atomically.
+    """Run ``model`` over ``images`` (or a shard of them) and write the inference dump atomically.
 
     Parameters
     ----------
@@ -116,7 +118,8 @@ def write_inference(
     mc_passes : int
         0: one deterministic pass (eval mode). T > 0: probabilities (and features) are the mean of T passes
         with dropout active (:func:`alseg.models.enable_mc_dropout`), reproducible for a given ``seed``
-        and ``batch_size``.
+        and ``batch_size``: each batch draws its masks from its own seed (``seed`` and the batch's first
+        pool image), so a shard's batches draw what the same batches of a single file draw.
     attrs : dict, optional
         Extra file attributes (``round``, ``classes``, ...).
     seed : int
@@ -138,8 +141,17 @@ def write_inference(
         the mean softmax, as in ``mean_softmax``. The file's ``mc_mode`` attribute records the mode.
     pixels : PixelDumpRequest, optional
         The draws that the ``pixel`` group covers (:mod:`alseg.pixel_dump`), needed by that group.
+    image_range : (int, int), optional
+        Pool images ``start .. stop`` to run over and write: one shard of the dump
+        (:func:`alseg.inference_file.shard_ranges`; ``start`` a multiple of ``batch_size``). None: all.
+    shards : int
+        How many shard files the whole dump has (the files' ``shards`` attribute, which the reader checks).
     """
     num_images, height, width = _checked_request(images, mc_passes, groups, superpixels, pixels)
+    first, stop = image_range or (0, num_images)
+    if not (0 <= first <= stop <= num_images and first % batch_size == 0):
+        raise ValueError(f"image range {image_range} is not a range of whole batches of {batch_size} in the pool's "
+                         f"{num_images} images")
     if mc_mode not in MC_MODES or (mc_mode == OFFICIAL and mc_passes < 1):
         raise ValueError(f"mc_mode must be one of {MC_MODES} ({OFFICIAL!r} with mc_passes >= 1), got {mc_mode!r} "
                          f"with mc_passes {mc_passes}")
@@ -148,7 +160,7 @@ def write_inference(
     model.to(device)
     was_training = model.training
     checksum = model_checksum(model)
-    progress = _Progress(num_images, log)
+    progress = _Progress(stop - first, log)
     try:
         if mc_passes > 0:
             enable_mc_dropout(model)
@@ -156,31 +168,39 @@ def write_inference(
             model.eval()
         fork_devices = [device] if device.type == "cuda" else []
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5, torch.inference_mode(), \
-                torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(seed)  # inside fork_rng: the caller's RNG state is left as it was
-            writer = InferenceWriter(h5, num_images, num_classes, groups)
-            candidates = PixelDumpWriter(h5, pixels, num_images, height, width,  # type: ignore[arg-type]
-                                         summed_passes({"mc_mode": mc_mode, "mc_passes": mc_passes}), compression) \
-                if "pixel" in groups else None
-            statistics = _SuperpixelStatistics(h5, superpixels, num_images, height, width, num_classes,
-                                               compression) if "superpixel" in groups else None
-            for start in range(0, num_images, batch_size):
-                batch = np.asarray(images[start : start + batch_size])
+                torch.random.fork_rng(devices=fork_devices):  # the caller's RNG state is left as it was
+            writer = InferenceWriter(h5, stop - first, num_classes, groups)
+            candidates = PixelDumpWriter(h5, pixels, stop - first, height, width,  # type: ignore[arg-type]
+                                         summed_passes({"mc_mode": mc_mode, "mc_passes": mc_passes}), compression,
+                                         first_image=first) if "pixel" in groups else None
+            statistics = _SuperpixelStatistics(h5, superpixels, (first, stop), num_images, height, width,
+                                               num_classes, compression) if "superpixel" in groups else None
+            for start in range(first, stop, batch_size):
+                if mc_passes > 0:
+                    torch.manual_seed(batch_seed(seed, start))
+                batch = np.asarray(images[start : min(start + batch_size, stop)])
                 probs, features, per_pass = _mean_probabilities(model, batch, num_classes, mc_passes, device,
                                                                 mc_mode == OFFICIAL)
                 fields = {k: v.cpu().numpy() for k, v in {**probability_fields(probs), **per_pass}.items()}
                 fields["features"] = features.cpu().numpy()
-                writer.write(start, fields)
+                writer.write(start - first, fields)
                 if candidates is not None:
                     candidates.write(start, fields)
                 if statistics is not None:
                     statistics.add(start, probs, fields)
-                progress.done(min(start + batch_size, num_images))
-            write_file_attrs(h5, 0, num_images, {
+                progress.done(min(start + batch_size, stop) - first)
+            write_file_attrs(h5, first, stop, {
                 "model": checksum, "mc_passes": int(mc_passes), "mc_mode": mc_mode, "seed": int(seed),
-                "num_classes": int(num_classes), "compression": compression, **(attrs or {})})
+                "num_classes": int(num_classes), "compression": compression, "shards": int(shards),
+                **(attrs or {})})
     finally:
         model.train(was_training)
+
+
+def batch_seed(seed: int, first_image: int) -> int:
+    """The MC-dropout seed of the batch that starts at pool image ``first_image``: the same batch draws the
+    same masks in a single dump and in a shard."""
+    return int(np.random.SeedSequence([int(seed), int(first_image)]).generate_state(1)[0])
 
 
 def _checked_request(images: np.ndarray, mc_passes: int, groups: Collection[str],
@@ -232,13 +252,15 @@ def _mean_probabilities(model: nn.Module, batch: np.ndarray, num_classes: int, m
 class _SuperpixelStatistics:
     """The ``/superpixel`` group of a dump, filled batch by batch."""
 
-    def __init__(self, h5: h5py.File, maps: SuperpixelMaps, num_images: int, height: int, width: int,
-                 num_classes: int, compression: str) -> None:
+    def __init__(self, h5: h5py.File, maps: SuperpixelMaps, images: tuple[int, int], num_images: int, height: int,
+                 width: int, num_classes: int, compression: str) -> None:
         _check_superpixel_maps(maps, num_images, height, width)
         self.h5, self.maps = h5, maps
-        create_superpixel_group(h5, maps.num_superpixels, num_classes,
+        self.row_start = int(maps.offsets[images[0]])  # the global id of the file's first superpixel
+        create_superpixel_group(h5, int(maps.offsets[images[1]]) - self.row_start, num_classes,
                                 {"method": maps.attrs.get("method", ""),
-                                 "pixels_per_superpixel": maps.attrs.get("pixels_per_superpixel")}, compression)
+                                 "pixels_per_superpixel": maps.attrs.get("pixels_per_superpixel")}, compression,
+                                superpixel_start=self.row_start)
 
     def add(self, start: int, probs: torch.Tensor, fields: dict[str, np.ndarray]) -> None:
         from alseg.acquire.superpixel_stats import superpixel_stats_from_probs
@@ -247,7 +269,7 @@ class _SuperpixelStatistics:
         stats, mean_prob = superpixel_stats_from_probs(
             probs.cpu().numpy(), self.maps.labels[start:stop], self.maps.counts[start:stop],
             fields["top1"], fields["top2"], fields["pred"])
-        write_superpixel_rows(self.h5, int(self.maps.offsets[start]), {
+        write_superpixel_rows(self.h5, int(self.maps.offsets[start]) - self.row_start, {
             "pixel_count": stats.pixel_count, "uncertainty_sum": stats.uncertainty_sum,
             "pred_counts": stats.pred_counts, "mean_prob": mean_prob})
 

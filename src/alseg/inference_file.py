@@ -53,6 +53,12 @@ DEFAULT_COMPRESSION = "gzip-1+shuffle"
 PathLike = str | os.PathLike[str]
 
 
+def dump_name(paths: PathLike | Sequence[PathLike]) -> str:
+    """How messages name a dump: its file, or its first shard file and how many more there are."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    return str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} shards)"
+
+
 class InferenceFileError(ValueError):
     """A missing, corrupt or incomplete inference dump (the message names the file)."""
 
@@ -84,6 +90,23 @@ def compression_options(spec: str) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown compression {spec!r} (expected none, lzf or gzip-<0..9>)")
     return options
+
+
+def dump_file_names(shards: int) -> list[str]:
+    """The file names of a round's dump in ``shards`` files: ``inference.h5`` (the whole pool, or its first
+    shard), then ``inference_shard<k>.h5`` for k = 1 .. shards - 1."""
+    return ["inference.h5", *(f"inference_shard{k}.h5" for k in range(1, shards))]
+
+
+def shard_ranges(num_images: int, shards: int, batch_size: int) -> list[tuple[int, int]]:
+    """The pool images of each of ``shards`` inference shards: consecutive ranges ``(start, stop)`` of whole
+    batches of ``batch_size`` (so that every batch, and its MC-dropout seed, is the one a single file has),
+    as equal in batches as they can be (some empty when there are fewer batches than shards)."""
+    if shards < 1 or batch_size < 1:
+        raise ValueError(f"shards and batch_size must be >= 1, got {shards} and {batch_size}")
+    batches = -(-num_images // batch_size)
+    bounds = [min(num_images, (k * batches // shards) * batch_size) for k in range(shards + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def write_file_attrs(h5: h5py.File, image_start: int, image_stop: int, attrs: dict[str, Any]) -> None:
@@ -150,7 +173,7 @@ class InferenceDump:
 
     def __init__(self, paths: PathLike | Sequence[PathLike]) -> None:
         self.paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
-        self.name = str(self.paths[0]) if len(self.paths) == 1 else f"{self.paths[0]} (+{len(self.paths) - 1} shards)"
+        self.name = dump_name(self.paths)
         self.files: list[h5py.File] = []
         self.ranges: list[tuple[int, int]] = []
 
@@ -168,6 +191,7 @@ class InferenceDump:
             if starts[0] != 0 or any(stop != nxt for (_, stop), nxt in zip(self.ranges, starts[1:])):
                 raise InferenceFileError(f"{self.name}: its shards do not hold consecutive images from 0 "
                                          f"({self.ranges})")
+            self._check_shards_agree()
         except BaseException:
             self.close()
             raise
@@ -181,6 +205,21 @@ class InferenceDump:
         for h5 in self.files:
             h5.close()
         self.files = []
+
+    def _check_shards_agree(self) -> None:
+        """Every shard must come from the same model and round, and the files must be all the shards their
+        ``shards`` attribute counts (a shard left from another run, or one missing, is an error)."""
+        first = self.files[0].attrs
+        for path, h5 in zip(self.paths[1:], self.files[1:]):
+            for key in ("model", "round", "mc_passes", "mc_mode"):
+                mine, theirs = _decode_attr(h5.attrs.get(key)), _decode_attr(first.get(key))
+                if mine != theirs:
+                    raise InferenceFileError(f"{path}: a shard of another dump ({key} {mine!r}, {self.paths[0]} "
+                                             f"has {theirs!r})")
+        expected = {int(h5.attrs.get("shards", 1)) for h5 in self.files}
+        if expected != {len(self.files)}:
+            raise InferenceFileError(f"{self.name}: {len(self.files)} file(s), but the dump was written as "
+                                     f"{sorted(expected)} shard(s)")
 
     def _guarded(self, path: Path, read: Any) -> Any:
         """``read()``, with HDF5 and layout errors as an :class:`InferenceFileError` naming ``path``."""

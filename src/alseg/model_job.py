@@ -204,12 +204,14 @@ def evaluate(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any
 
 
 def infer(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any], round_index: int, out: PathLike,
-          labels: PathLike | None = None, **files: PathLike | None) -> None:
-    """Run round ``round_index``'s model over the pool and write ``inference.h5``: the groups that the
-    experiment's unit reads (``settings["unit"]``), with what the unit gives them
-    (:meth:`~alseg.units.base.QueryUnit.dump_request`: the ``superpixels`` file's maps, the next round's
-    draws from ``labels``, round r's store) (docs/architecture.md)."""
+          labels: PathLike | None = None, shard: int = 0, **files: PathLike | None) -> None:
+    """Run round ``round_index``'s model over the pool, or shard ``shard`` of it, and write the dump file
+    ``out``: the groups that the experiment's unit reads (``settings["unit"]``), with what the unit gives
+    them (:meth:`~alseg.units.base.QueryUnit.dump_request`: the ``superpixels`` file's maps, the next
+    round's draws from ``labels``, round r's store). ``settings["inference"]["shards"]`` splits the pool
+    (:func:`alseg.inference_file.shard_ranges`; docs/architecture.md)."""
     from alseg.infer import write_inference
+    from alseg.inference_file import shard_ranges
     from alseg.mc_dropout import mc_mode, mc_passes
     from alseg.models import load_model, model_checksum, resolve_device
 
@@ -217,13 +219,19 @@ def infer(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any], 
     info, pool = job.info, job.pool
     unit = unit_named(settings["unit"])
     groups = unit.dump_groups
-    device = resolve_device(settings["inference"]["device"])
+    inference = settings["inference"]
+    shards = int(inference.get("shards", 1))
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} of an inference dump in {shards} shard(s)")
+    images = shard_ranges(len(pool.images), shards, int(inference["batch_size"]))[shard]
+    device = resolve_device(inference["device"])
     model, _ = load_model(model_path, device)
-    write_inference(out, model, pool.images, num_classes=info.num_classes,
-                    batch_size=settings["inference"]["batch_size"], device=device,
-                    mc_passes=mc_passes(settings["acquisition"]), mc_mode=mc_mode(settings["acquisition"]),
-                    seed=job.seed("infer"),
+    write_inference(out, model, pool.images, num_classes=info.num_classes, batch_size=inference["batch_size"],
+                    device=device, mc_passes=mc_passes(settings["acquisition"]),
+                    mc_mode=mc_mode(settings["acquisition"]), seed=job.seed("infer"),
                     attrs={"model": model_checksum(model), "round": round_index, "classes": list(info.classes)},
-                    groups=groups, **unit.dump_request(job, load_labels(labels) if labels else LabelStore()))
-    log(f"round {round_index}: inference over {pool.images.shape[0]} pool images ({', '.join(groups) or 'no'} "
-        f"groups) -> {out}")
+                    groups=groups, image_range=images, shards=shards,
+                    **unit.dump_request(job, load_labels(labels) if labels else LabelStore()))
+    which = f"images {images[0]}..{images[1]} (shard {shard} of {shards})" if shards > 1 else \
+        f"{pool.images.shape[0]} pool images"
+    log(f"round {round_index}: inference over {which} ({', '.join(groups) or 'no'} groups) -> {out}")

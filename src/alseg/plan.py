@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from alseg.inference_file import dump_file_names
 from alseg.units import QueryUnit, unit_named
 
 Config = Mapping[str, Any]
@@ -67,7 +68,8 @@ def select_inputs(config: Config, experiment: str, round_index: int) -> dict[str
     if round_index > 0:
         files["labels"] = round_file(config, experiment, round_index - 1, "labels.npz")
         if unit_of(config, experiment).select_reads_dump(settings, round_index):
-            files["inference"] = round_file(config, experiment, round_index - 1, "inference.h5")
+            dump = inference_files(config, experiment, round_index - 1)
+            files["inference"] = dump[0] if len(dump) == 1 else dump
     return files
 
 
@@ -115,6 +117,27 @@ def update_inputs(config: Config, experiment: str, round_index: int) -> dict[str
 # -- the model ---------------------------------------------------------------------------------------------
 
 
+def inference_shards(config: Config, experiment: str) -> int:
+    """How many files a round's inference dump is split into (``inference.shards``)."""
+    return int(config["experiments"][experiment]["inference"].get("shards", 1))
+
+
+def inference_files(config: Config, experiment: str, round_index: int) -> list[str]:
+    """The files of round ``round_index``'s inference dump (:func:`alseg.inference_file.dump_file_names`): the
+    train job writes ``inference.h5``, the ``infer_shard`` jobs the other shards."""
+    return [round_file(config, experiment, round_index, name)
+            for name in dump_file_names(inference_shards(config, experiment))]
+
+
+def infer_inputs(config: Config, experiment: str, round_index: int) -> dict[str, str]:
+    """What an ``infer_shard`` job reads: the round's model and what its train job reads to write a dump (the
+    dataset, the round's store, the unit's dataset-level files)."""
+    return {"model": round_file(config, experiment, round_index, "model.pt"),
+            "dataset": dataset_file(config, experiment),
+            "labels": round_file(config, experiment, round_index, "labels.npz"),
+            **resource_files(config, experiment)}
+
+
 def train_inputs(config: Config, experiment: str, round_index: int) -> dict[str, str]:
     """The dataset, the round's store, the unit's dataset-level files, round r-1's model where training
     starts from it (``init_model``, ``training.warm_start``) or the unit reads it (``previous_model``), and
@@ -151,8 +174,11 @@ def train_settings(config: Config, experiment: str, round_index: int) -> dict[st
     (which groups the dump holds), the unit's own training settings and what its dump reads (``dump``)."""
     settings = config["experiments"][experiment]
     unit = unit_of(config, experiment)
-    chosen = {key: settings[key] for key in ("unit", "seed", "model", "inference")}
+    chosen = {key: settings[key] for key in ("unit", "seed", "model")}
     chosen["training"] = round_training(settings["training"], round_index)
+    # one shard is the dump as it was before shards existed: its runs keep their models
+    chosen["inference"] = {key: value for key, value in settings["inference"].items()
+                           if key != "shards" or value != 1}
     chosen["acquisition"] = {key: settings["acquisition"][key] for key in ("mc_passes", "mc_mode")}
     dump = unit.dump_settings(settings, round_index)
     return {**chosen, **unit.train_settings(settings, round_index), **({"dump": dump} if dump else {})}

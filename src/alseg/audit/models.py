@@ -34,11 +34,19 @@ def check_model_files(exp: Experiment, round_index: int, findings: list[Finding]
 
 
 def _check_dump(exp: Experiment, round_index: int, checksum: str, findings: list[Finding]) -> None:
+    """Every file of the round's dump (``inference.h5``, and its shards with ``inference.shards`` > 1)
+    names the round's model and round, and a pixel group kept the right candidates."""
+    from alseg.inference_file import dump_file_names
+
+    for name in dump_file_names(int(exp.settings["inference"].get("shards", 1))):
+        _check_dump_file(exp, round_index, checksum, exp.file(round_index, name), findings)
+
+
+def _check_dump_file(exp: Experiment, round_index: int, checksum: str, path: Path, findings: list[Finding]) -> None:
     import h5py
 
     from alseg.h5attrs import _decode_attr
 
-    path = exp.file(round_index, "inference.h5")
     if not path.is_file():
         findings.append(Finding(path, "", "missing"))
         return

@@ -54,6 +54,11 @@ _FILES = {"labels": "round {previous}'s label store (labels.npz)",
           "previous_model": "round {previous}'s model (model.pt)"}
 
 
+def _paths(value: PathLike | Sequence[PathLike]) -> Path | list[Path]:
+    """A step's file as a path, or its files (a dump in shards) as a list of paths."""
+    return Path(value) if isinstance(value, (str, os.PathLike)) else [Path(v) for v in value]
+
+
 class Job:
     """One step of one round of an experiment: the dataset, the settings the step reads, its files.
 
@@ -66,16 +71,17 @@ class Job:
     round_index : int
     files : mapping of str to path, optional
         The step's named files (None values are left out): ``labels`` (round r-1's store), ``inference``
-        (round r-1's dump), ``previous_model`` (round r-1's model), the dataset-level files of the unit
-        (``superpixels``) and its side files (``regions``; written by selection, read by the later steps).
+        (round r-1's dump: one file, or a list of its shard files), ``previous_model`` (round r-1's model),
+        the dataset-level files of the unit (``superpixels``) and its side files (``regions``; written by
+        selection, read by the later steps).
     """
 
     def __init__(self, dataset: PathLike, settings: Settings, round_index: int,
-                 files: Mapping[str, PathLike | None] | None = None) -> None:
+                 files: Mapping[str, PathLike | Sequence[PathLike] | None] | None = None) -> None:
         self.dataset = Path(dataset)
         self.settings = settings
         self.round_index = int(round_index)
-        self.files = {name: Path(path) for name, path in (files or {}).items() if path}
+        self.files = {name: _paths(path) for name, path in (files or {}).items() if path}
 
     @cached_property
     def info(self) -> DatasetInfo:
@@ -103,14 +109,29 @@ class Job:
 
     def file(self, name: str) -> Path:
         """The step's file ``name``; a clear error when the rule did not give it."""
+        path = self._given(name)
+        if isinstance(path, list):
+            raise ValueError(f"round {self.round_index}: {name!r} is {len(path)} files, where one was expected")
+        return path
+
+    def optional_file(self, name: str) -> Path | None:
+        return self.file(name) if name in self.files else None
+
+    def dump(self) -> list[Path]:
+        """Round r-1's inference dump: its file, or its shard files (:class:`alseg.inference_file.InferenceDump`
+        and the dump's readers take either); a clear error when the rule did not give it."""
+        path = self._given("inference")
+        return path if isinstance(path, list) else [path]
+
+    def optional_dump(self) -> list[Path] | None:
+        return self.dump() if "inference" in self.files else None
+
+    def _given(self, name: str) -> Path | list[Path]:
         if name not in self.files:
             what = _FILES.get(name, "its {name!r} file").format(previous=self.round_index - 1, name=name)
             raise ValueError(f"round {self.round_index}: this step of a {self.settings.get('unit', '?')} experiment "
                              f"needs {what} (an input of its rule), which it was not given")
         return self.files[name]
-
-    def optional_file(self, name: str) -> Path | None:
-        return self.files.get(name)
 
     def seed(self, step: str) -> int:
         """The seed of ``step`` in this round (:func:`alseg.seeds.step_seed`)."""

@@ -193,15 +193,15 @@ def pair_capacity(known: np.ndarray, c_max: int) -> int:
 def select_binary_queries(job: Job) -> Table:
     """Round r >= 1: ``budget`` questions chosen with round r-1's dump and store; fewer (with a warning)
     when fewer pairs are left under C_max, an error when none is."""
-    from alseg.inference_file import read_inference
+    from alseg.inference_file import dump_name, read_inference
     from alseg.units import known_pairs
 
     settings, r = job.settings, job.round_index
     n, c = len(job.stems), job.info.num_classes
-    fields = read_inference(job.file("inference"), ["class_presence", "features"])
+    fields = read_inference(job.dump(), ["class_presence", "features"])
     presence = fields["class_presence"]
     if presence.shape != (n, c):
-        raise ValueError(f"{job.file('inference')}: class presence has shape {presence.shape}, expected ({n}, {c}) "
+        raise ValueError(f"{dump_name(job.dump())}: class presence has shape {presence.shape}, expected ({n}, {c}) "
                          f"for the pool of {job.dataset}")
     store = job.previous_store()
     binary, c_max = settings["binary"], int(settings["binary"]["c_max"])

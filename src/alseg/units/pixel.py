@@ -94,7 +94,7 @@ def _dump_selection(job: Job, store: LabelStore, strategy: str, budget: int, top
     from alseg.pixel_dump import check_pixel_dump, read_pixel_candidates
 
     info, n = job.info, len(job.stems)
-    with InferenceDump(job.file("inference")) as dump:
+    with InferenceDump(job.dump()) as dump:
         check_pixel_dump(dump, strategy, (n, info.height, info.width), eligibility(store, query_void), budget,
                          top_percent)
         passes = summed_passes(dump.attrs)

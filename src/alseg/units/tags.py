@@ -134,7 +134,7 @@ def choose_images(strategy: str, uncertainty: np.ndarray, features: np.ndarray |
 def select_tags_queries(job: Job) -> Table:
     """Round r >= 1: ``budget`` images never tagged whose tags the store does not tell; fewer (with a
     warning) when fewer are left, an error when none is."""
-    from alseg.inference_file import read_inference
+    from alseg.inference_file import dump_name, read_inference
     from alseg.units import known_pairs
 
     settings, r = job.settings, job.round_index
@@ -150,9 +150,9 @@ def select_tags_queries(job: Job) -> Table:
     strategy, seed = settings["strategy"], job.seed("select_queries")
     uncertainty, features, model = np.zeros(n), None, ""
     if strategy != "random":
-        fields = read_inference(job.file("inference"), ["class_presence", "features"])
+        fields = read_inference(job.dump(), ["class_presence", "features"])
         if fields["class_presence"].shape != (n, c):
-            raise ValueError(f"{job.file('inference')}: class presence has shape {fields['class_presence'].shape}, "
+            raise ValueError(f"{dump_name(job.dump())}: class presence has shape {fields['class_presence'].shape}, "
                              f"expected ({n}, {c}) for the pool of {job.dataset}")
         uncertainty, features = presence_uncertainty(fields["class_presence"]), fields["features"]
         model = str(fields.attrs.get("model", ""))

@@ -31,7 +31,7 @@ from alseg.acquire.superpixel import (
 )
 from alseg.acquire.superpixel_merge import adaptive_merge, superpixel_edges
 from alseg.acquire.superpixel_stats import SuperpixelStats
-from alseg.inference_file import InferenceDump, InferenceFileError, read_superpixel_fields
+from alseg.inference_file import InferenceDump, InferenceFileError, dump_name, read_superpixel_fields
 from alseg.joblog import log
 from alseg.queries import Table, query_table
 from alseg.units.base import Job
@@ -41,7 +41,7 @@ PathLike = str | os.PathLike[str]
 
 
 def pool_superpixel_stats(
-    inference: Path | None,
+    inference: list[Path] | None,
     pixel_count: np.ndarray,
     num_classes: int,
     need_mean_prob: bool,
@@ -51,9 +51,9 @@ def pool_superpixel_stats(
 
     Parameters
     ----------
-    inference : path or None
-        Round r-1's ``inference.h5``; None: no model yet (round 0, or random selection without merging),
-        so uncertainty and predictions are zero.
+    inference : list of paths, or None
+        Round r-1's inference dump (its file, or its shard files); None: no model yet (round 0, or random
+        selection without merging), so uncertainty and predictions are zero.
     pixel_count : ndarray of int64, shape (s,)
         Of the superpixel file (its ``rows``): the dump must have been made with the same superpixels.
     num_classes : int
@@ -72,12 +72,12 @@ def pool_superpixel_stats(
     names = ["pixel_count", "uncertainty_sum", "pred_counts"] + (["mean_prob"] if need_mean_prob else [])
     fields = read_superpixel_fields(inference, names, rows)
     if fields["pixel_count"].shape != (s,) or not np.array_equal(fields["pixel_count"], pixel_count):
-        raise InferenceFileError(f"{inference}: its superpixel statistics ({fields['pixel_count'].shape[0]} "
+        raise InferenceFileError(f"{dump_name(inference)}: its superpixel statistics ({fields['pixel_count'].shape[0]} "
                                  f"superpixels) were made with other base superpixels than this experiment's ({s}); "
                                  "delete it to let the workflow rebuild it")
     if fields["pred_counts"].shape != (s, num_classes):
-        raise InferenceFileError(f"{inference}: pred_counts of shape {fields['pred_counts'].shape}, expected "
-                                 f"({s}, {num_classes})")
+        raise InferenceFileError(f"{dump_name(inference)}: pred_counts of shape {fields['pred_counts'].shape}, "
+                                 f"expected ({s}, {num_classes})")
     stats = SuperpixelStats(fields["pixel_count"].astype(np.int64), fields["uncertainty_sum"].astype(np.float64),
                             fields["pred_counts"].astype(np.int64))
     return stats, fields.get("mean_prob"), str(fields.attrs.get("model", ""))
@@ -103,14 +103,14 @@ def round_parent(
     return adaptive_merge(mean_prob, stats.mean_uncertainty, edges, offsets, eps, fraction)
 
 
-def _dump_rows(inference: Path, num_superpixels: int) -> None:
+def _dump_rows(inference: list[Path], num_superpixels: int) -> None:
     """A dump with another number of superpixel rows than the superpixel file was made with other ones."""
     with InferenceDump(inference) as dump:
         rows = sum(h5["superpixel/pixel_count"].shape[0] for h5 in dump.files if "superpixel/pixel_count" in h5)
     if rows != num_superpixels:
-        raise InferenceFileError(f"{inference}: its superpixel statistics ({rows} superpixels) were made with other "
-                                 f"base superpixels than this experiment's ({num_superpixels}); delete it to let the "
-                                 "workflow rebuild it")
+        raise InferenceFileError(f"{dump_name(inference)}: its superpixel statistics ({rows} superpixels) were made "
+                                 f"with other base superpixels than this experiment's ({num_superpixels}); delete it "
+                                 "to let the workflow rebuild it")
 
 
 @dataclass
@@ -130,7 +130,8 @@ class PoolRegions:
 
 
 def pool_regions(job: Job, superpixels: Path, offsets: np.ndarray, pixel_count: np.ndarray, asked: np.ndarray,
-                 inference: Path | None, merge: tuple[float, float] | None, class_share: str | None) -> PoolRegions:
+                 inference: list[Path] | None, merge: tuple[float, float] | None,
+                 class_share: str | None) -> PoolRegions:
     """The pool's ``parent``, candidate regions and class pixels, a chunk of images at a time.
 
     ``inference``: round r-1's dump (None: no model); ``merge``: (eps, fraction) of adaptive merging, or None;
@@ -198,7 +199,7 @@ def select_superpixel_queries(job: Job) -> Table:
     seed = job.seed("select_queries")
     rng = np.random.default_rng(seed)
     needs_model = strategy != "random" or merge
-    inference = job.optional_file("inference")
+    inference = job.optional_dump()
     if needs_model and inference is None:
         raise ValueError(f"round {r}: strategy {strategy!r}{' with merging' if merge else ''} needs the previous "
                          "round's inference dump")
