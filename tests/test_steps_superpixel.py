@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -418,8 +419,7 @@ def test_selection_in_chunks_of_images_is_the_whole_pools(pool, monkeypatch, str
     for name, chunk_pixels in (("whole", 1 << 30), ("chunks", 2 * H * W)):
         maps_read.clear()
         monkeypatch.setattr(alseg.units.base, "CHUNK_PIXELS", chunk_pixels)
-        out = pool["root"] / f"{name}_{id(exp)}"
-        out.mkdir()
+        out = Path(tempfile.mkdtemp(prefix=f"{name}_", dir=pool["root"]))  # a new folder per parametrisation
         select_superpixel_queries(pool["dataset"], pool["superpixels"], exp, 1, out / "queries.csv",
                                   out / "regions.npz", labels=d0 / "labels.npz", inference=inference)
         written[name] = out
