@@ -214,7 +214,7 @@ def test_shard_files_read_as_one_dump(tmp_path, dataset, round0, monkeypatch):
         with h5py.File(shards[-1], "w") as h5:
             writer = PixelDumpWriter(h5, request, stop - start, H, W, first_image=start)
             writer.write(start, {name: values[start:stop] for name, values in maps.items()})
-            write_file_attrs(h5, start, stop, {"model": "m"})
+            write_file_attrs(h5, start, stop, {"model": "m", "shards": 2})
     with InferenceDump(whole) as one, InferenceDump(shards) as two:
         assert two.num_images == N and [p.name for p in two.paths] == ["shard_0.h5", "shard_4.h5"]
         for strategy in STRATEGIES:
