@@ -8,24 +8,8 @@ the float16 fields the strategy's score reads, and the number of eligible pixels
 draws exactly what it would draw from whole maps (:func:`alseg.acquire.pixel.select_from_candidates`),
 reading a few percent of the pixels, a chunk of images at a time.
 
-Layout (docs/architecture.md, "Inference dump"):
-
-=============================  =======  ========  ==========================================================
-path                           dtype    shape     meaning
-=============================  =======  ========  ==========================================================
-``/pixel/eligible``            int64    (N,)      pixels round r + 1 may ask in each image
-``/pixel/cover``               int64    (N,)      the draw pool the members cover (``draw_pool_size``)
-``/pixel/<strategy>/offsets``  int64    (N + 1,)  image i's members are rows ``offsets[i]:offsets[i + 1]``
-``/pixel/<strategy>/index``    uint32   (M,)      a member's flat pixel index ``y * W + x``, ascending per image
-``/pixel/<strategy>/<field>``  float16  (M,)      the fields of its score: ``top1`` (least confidence),
-                                                  ``top1``, ``top2`` (margin), ``entropy`` (entropy)
-``/pixel/<strategy>/nan``      int64    (N,)      eligible pixels whose priority is NaN (the image is refused)
-attrs                                             ``budget``, ``top_percent`` (the draws covered), ``passes``
-                                                  (the score's factor, :func:`alseg.mc_dropout.summed_passes`),
-                                                  ``height``, ``width``, ``eligibility`` (JSON: what decided
-                                                  the eligible pixels; selection checks it is its own)
-=============================  =======  ========  ==========================================================
-
+Its datasets and attributes (``eligible``, ``cover``, and per strategy ``offsets``, ``index``, the float16
+fields and ``nan``) are described once, in docs/architecture.md ("Inference dump").
 The 1-D datasets are chunked and compressed (:data:`alseg.inference_file.DEFAULT_COMPRESSION`).
 """
 
