@@ -184,9 +184,10 @@ class Claims:
         margin, full = self.curve("pixel_margin"), self.curve(REFERENCE)
         if not margin or not full:
             return "not yet run"
-        at_100 = [r for r in margin if r["round"] == 9]
+        budget = int(self.cfg["experiments"][self.members("pixel_margin")[0]]["budget"])
+        at_100 = [r for r in margin if budget * (r["round"] + 1) >= 100][:1]  # PixelPick's 100 px per image
         last = at_100[0] if at_100 else margin[-1]
-        pixels_per_image = 10 * (last["round"] + 1)
+        pixels_per_image = budget * (last["round"] + 1)
         ratio = last["miou_mean"] / full[-1]["miou_mean"]
         verdict = percent_verdict(ratio, int(last["seeds"])) if at_100 else "not yet run at 100 px"
         return (f"**{verdict}**: margin at {pixels_per_image} px per image {_pct(last['miou_mean'])} mIoU "
@@ -253,8 +254,8 @@ class Claims:
     def binary_selection(self) -> str:
         chosen = {"LP": "binary_lp", "greedy": "binary_greedy"}
         chosen = {name: group for name, group in chosen.items() if self.curve(group)}
-        baselines = {"RR": "binary_rr", "EE": "binary_ee"}
-        if not chosen or not all(self.curve(group) for group in baselines.values()):
+        baselines = {name: group for name, group in {"RR": "binary_rr", "EE": "binary_ee"}.items() if self.curve(group)}
+        if not chosen or not baselines:
             return "not yet run"
         curves = {name: self.curve(group) for name, group in (chosen | baselines).items()}
         last = min(len(curve) for curve in curves.values()) - 1
@@ -267,7 +268,8 @@ class Claims:
         per_round = "; ".join(
             f"round {r}: " + ", ".join(f"{name} {_pct(curve[r]['miou_mean'])}" for name, curve in curves.items())
             for r in range(last + 1))
-        tests = "; ".join(f"{name} minus the better of RR and EE: {d.text()}" for name, d in diffs.items())
+        against = " and ".join(baselines)
+        tests = "; ".join(f"{name} minus the better of {against}: {d.text()}" for name, d in diffs.items())
         return f"**{verdict}** ({tests}; mean curves: {per_round})"
 
     def lines(self) -> list[str]:
@@ -356,7 +358,9 @@ def summary(out: Path, protocol: str, cfg: dict, wall: float, command: str, figu
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--protocol", choices=["cpu", "gpu"], default="cpu")
+    protocols = sorted(path.stem.removeprefix("camvid_") for path in (REPO / "benchmarks" / "configs").glob("camvid_*.yaml"))
+    parser.add_argument("--protocol", choices=protocols, default="cpu",
+                        help="benchmarks/configs/camvid_<protocol>.yaml")
     parser.add_argument("--experiments", nargs="+", help="config entries to run (default: all)")
     parser.add_argument("--seeds", type=int, nargs="+", help="run every experiment once per seed")
     parser.add_argument("--round", type=int, help="override the config's last round")

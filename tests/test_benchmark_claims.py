@@ -26,15 +26,15 @@ def camvid():
 
 
 def claims(camvid, groups: dict[str, list[list[float]]], hours: dict[str, float] | None = None, classes=None,
-           tmp_path=None, per_class: dict[str, list[dict[str, float]]] | None = None):
+           tmp_path=None, per_class: dict[str, list[dict[str, float]]] | None = None, budget: int = 10):
     """Claims over ``groups``: group -> one mIoU curve per seed (seeds 0, 1, ...); each round costs 100 clicks
-    and ``hours[group]`` hours (default 1)."""
+    and ``hours[group]`` hours (default 1), and asks ``budget`` pixels per image."""
     cfg = {"experiments": {}}
     curves = {}
     for group, seeds in groups.items():
         for seed, mious in enumerate(seeds):
             name = f"{group}_seed{seed}"
-            cfg["experiments"][name] = {"group": group, "seed": seed,
+            cfg["experiments"][name] = {"group": group, "seed": seed, "budget": budget,
                                         "costs": {"superpixel": {"seconds": 2.0}}}
             curves[name] = [{"round": r, "miou": m, "hours": (hours or {}).get(group, 1.0) * (r + 1), "clicks": 100.0 * (r + 1),
                              "labelled_pixels": 1.0, **(per_class or {}).get(group, [{}] * len(seeds))[seed]}
@@ -82,6 +82,9 @@ def test_a_model_above_its_fully_supervised_reference_is_an_unsaturated_referenc
     assert one.startswith("**not shown: one seed**")
     short = claims(camvid, {"pixel_margin": [[0.3, 0.4]] * 3, **full}).percent_of_full()
     assert short.startswith("**not yet run at 100 px**")
+    # 20 px per image per round: 100 px is round 4, whatever comes after it
+    twenty = claims(camvid, {"pixel_margin": [[0.3] * 4 + [0.39, 0.2]] * 3, **full}, budget=20).percent_of_full()
+    assert twenty.startswith("**holds**") and "at 100 px per image" in twenty and "95%" in twenty
 
 
 def test_sieving_verdicts_pair_seeds_and_read_the_label_noise_of_the_train_logs(camvid, tmp_path):
@@ -129,3 +132,6 @@ def test_binary_selection_must_beat_the_better_baseline_in_every_seed(camvid):
                             **baselines}).binary_selection()
     assert worse.startswith("**does not hold here**")
     assert claims(camvid, {"binary_lp": [[0.3, 0.4]]}).binary_selection() == "not yet run"
+    rr_only = claims(camvid, {"binary_greedy": [[0.3, 0.34, 0.36]] * 2,
+                              "binary_rr": baselines["binary_rr"]}).binary_selection()
+    assert rr_only.startswith("**holds**") and "greedy minus the better of RR: +2.5 points" in rr_only
