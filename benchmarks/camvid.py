@@ -307,6 +307,12 @@ def _pointwise_max(curves: list[dict[int, dict[int, float]]]) -> dict[int, dict[
             for s in seeds}
 
 
+def schedule(training: dict) -> str:
+    """A training schedule in words: epochs and batches."""
+    return (f"{training['epochs']} epochs x {training['iterations_per_epoch'] or 'one pass'} batches of "
+            f"{training['batch_size']}")
+
+
 def summary(out: Path, protocol: str, cfg: dict, wall: float, command: str, figures: Path) -> str:
     results = out / "results"
     curves, groups = curves_by_group(results, cfg)
@@ -316,7 +322,9 @@ def summary(out: Path, protocol: str, cfg: dict, wall: float, command: str, figu
     timings = job_timings(results)
     train_seconds = sum(step for _, step in timings.get("train", []))
     camvid = cfg["datasets"]["camvid"]
-    first = next(iter(cfg["experiments"].values()))
+    first = next((e for e in cfg["experiments"].values() if e["unit"] != "full"),
+                 next(iter(cfg["experiments"].values())))
+    reference = next((e for e in cfg["experiments"].values() if e["unit"] == "full"), first)
     lines = [
         f"# CamVid benchmark, {protocol.upper()} protocol",
         "",
@@ -330,9 +338,11 @@ def summary(out: Path, protocol: str, cfg: dict, wall: float, command: str, figu
         f"Setting: CamVid (SegNet layout, 11 classes, void ignored), resized to {camvid.get('resize')}; pool = "
         "train (367 images), checkpoint chosen on val (101), reported on test (233). Model "
         f"{first['model']['name']} ({', '.join(f'{k} {v}' for k, v in first['model'].items() if k != 'name')}), "
-        "random init, re-initialised each round; training "
-        f"{first['training']['epochs']} epochs x {first['training']['iterations_per_epoch'] or 'one pass'} "
-        f"batches of {first['training']['batch_size']}. Config: `benchmarks/configs/camvid_{protocol}.yaml`.",
+        f"{'ImageNet encoder weights' if first['model'].get('weights') else 'random init'}, re-initialised each "
+        f"round; training {schedule(first['training'])} per round"
+        + ("" if schedule(reference["training"]) == schedule(first["training"]) else
+           f", the fully supervised reference {schedule(reference['training'])}")
+        + f". Config: `benchmarks/configs/camvid_{protocol}.yaml`.",
         "",
         "## Results (the workflow's report step: `results/comparison.md`)",
         "",
@@ -358,7 +368,7 @@ def summary(out: Path, protocol: str, cfg: dict, wall: float, command: str, figu
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    protocols = sorted(path.stem.removeprefix("camvid_") for path in (REPO / "benchmarks" / "configs").glob("camvid_*.yaml"))
+    protocols = sorted(p.stem.removeprefix("camvid_") for p in (REPO / "benchmarks" / "configs").glob("camvid_*.yaml"))
     parser.add_argument("--protocol", choices=protocols, default="cpu",
                         help="benchmarks/configs/camvid_<protocol>.yaml")
     parser.add_argument("--experiments", nargs="+", help="config entries to run (default: all)")
