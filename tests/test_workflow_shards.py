@@ -8,6 +8,7 @@ experiment per unit (pixel margin with MC dropout, AMSP+S superpixels, binary gr
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,17 +92,27 @@ def audit(workdir: Path, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-def test_a_killed_round_reruns_only_its_missing_shard_and_the_audit_checks_every_shard(runs, capsys) -> None:
-    """A round whose model and other shards are written but one shard is not (the job was killed): only
-    that shard's job runs again, and the audit names the missing file until it does."""
+def test_a_killed_round_reruns_only_its_missing_shard_and_the_audit_checks_every_shard(runs, capsys,
+                                                                                        tmp_path) -> None:
+    """A round whose model and other shards are written but one shard is not (its job was killed): the audit
+    calls the round unfinished, and only that shard's job runs again. A shard missing from a finished
+    round is a finding."""
     _, three = runs
     workdir = three.parent
     assert audit(workdir, capsys)[0] == 0
     lost = three / "margin_mc" / "round_1" / "inference_shard2.h5"
     lost.unlink()
     code, out = audit(workdir, capsys)
-    assert code == 1 and "margin_mc/round_1/inference_shard2.h5: missing" in out, out
+    assert code == 0 and "margin_mc round 1: not finished (inference_shard2.h5 not written yet)" in out, out
     jobs = ran_jobs(snakemake(workdir))
     assert jobs == {"infer_shard": 1, "all": 1}, jobs
     assert lost.is_file()
+    assert audit(workdir, capsys)[0] == 0
+
+    earlier = three / "margin_mc" / "round_0" / "inference_shard1.h5"
+    kept = tmp_path / earlier.name
+    shutil.move(earlier, kept)
+    code, out = audit(workdir, capsys)
+    assert code == 1 and "margin_mc/round_0/inference_shard1.h5: missing" in out, out
+    shutil.move(kept, earlier)
     assert audit(workdir, capsys)[0] == 0
