@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,36 +69,36 @@ def prepare(root: Path, camvid: Path, resize: list[int] | None) -> tuple[Path, P
 
 def run_shards(dataset: Path, model: Path, settings: dict, folder: Path, core: int) -> list[dict]:
     """Each shard job of one dump in turn, pinned to ``core``: its file, images, seconds and bytes."""
-    from alseg.inference_file import InferenceDump, dump_file_names
+    from alseg.inference_file import dump_file_names
 
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for shard, name in enumerate(dump_file_names(int(settings["inference"]["shards"]))):
+    for shard, name in enumerate(dump_file_names(int(settings["inference"].get("shards", 1)))):
         args = {"dataset": str(dataset), "model": str(model), "settings": settings, "out": str(folder / name),
                 "shard": shard}
         started = time.perf_counter()
         subprocess.run(["taskset", "-c", str(core), sys.executable, "-c", JOB, json.dumps(args)], check=True,
                        capture_output=True, text=True)
         seconds = time.perf_counter() - started
-        with InferenceDump(folder / name) as dump:
-            images = dump.ranges[0]
+        print(f"{name} of {settings['inference'].get('shards', 1)}: {seconds:.1f} s", flush=True)
+        with h5py.File(folder / name, "r") as h5:  # one shard alone is not a dump: read its range directly
+            images = (int(h5.attrs["image_start"]), int(h5.attrs["image_stop"]))
         rows.append({"file": name, "images": images, "seconds": seconds, "bytes": (folder / name).stat().st_size})
     return rows
 
 
 def same_contents(one: list[Path], shards: list[Path], num_images: int) -> bool:
-    """The shard files hold what the single file holds (image fields and every strategy's candidates)."""
+    """The shard files hold what the single file holds: every strategy's pixel candidates, their fields and
+    the eligible-pixel counts (a pixel experiment's dump has no other group)."""
     from alseg.acquire.pixel import STRATEGY_FIELDS
-    from alseg.inference_file import InferenceDump, read_inference
+    from alseg.inference_file import InferenceDump
     from alseg.pixel_dump import read_pixel_candidates
 
-    a, b = read_inference(one), read_inference(shards)
-    if any(not np.array_equal(a[k], b[k]) for k in a):
-        return False
     with InferenceDump(one) as whole, InferenceDump(shards) as split:
         for strategy in STRATEGY_FIELDS:
             x, y = (read_pixel_candidates(d, strategy, 0, num_images) for d in (whole, split))
-            if not (np.array_equal(x.index, y.index) and np.array_equal(x.offsets, y.offsets)
+            arrays = ("index", "offsets", "eligible", "cover", "nan")
+            if not (all(np.array_equal(getattr(x, a), getattr(y, a)) for a in arrays)
                     and all(np.array_equal(x.fields[f], y.fields[f]) for f in x.fields)):
                 return False
     return True

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+from test_workflow import ran_jobs
 
 from alseg.cli import main
 
@@ -73,18 +74,6 @@ def test_the_queries_do_not_depend_on_the_shards(runs, exp: str) -> None:
         assert (three / exp / f"round_{r}" / "queries.csv").read_bytes() == \
             (one / exp / f"round_{r}" / "queries.csv").read_bytes(), f"{exp} round {r}"
     assert (three / exp / "round_1" / "labels.npz").is_file()
-
-
-def ran_jobs(done: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts by rule from Snakemake's 'Job stats' table."""
-    table = (done.stdout + done.stderr).split("Job stats:", 1)[1].splitlines()[3:]
-    counts = {}
-    for line in table:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total" or not parts[1].isdigit():
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def audit(workdir: Path, capsys) -> tuple[int, str]:
