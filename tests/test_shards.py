@@ -104,6 +104,19 @@ def test_shards_hold_exactly_what_one_file_holds(tmp_path: Path, pool, mc_passes
         assert dump.ranges == [(0, 2), (2, 4), (4, 7)]
 
 
+def test_more_shards_than_batches_leave_empty_shards_that_read_as_nothing(tmp_path: Path, pool) -> None:
+    """7 images in 4 batches of 2, in 6 shards: two hold no image (and no image group's features)."""
+    one = [tmp_path / "one.h5"]
+    six = [tmp_path / name for name in dump_file_names(6)]
+    _write(one, pool, 0)
+    _write(six, pool, 0)
+    whole, joined = _contents(one, 7), _contents(six, 7)
+    for key in whole:
+        np.testing.assert_array_equal(joined[key], whole[key], err_msg=key)
+    with InferenceDump(six) as dump:
+        assert dump.ranges == [(0, 2), (2, 4), (4, 6), (6, 7)]
+
+
 def test_mc_passes_differ_between_batches_and_seeds(tmp_path: Path, pool) -> None:
     """Each batch's dropout masks come from its own seed: the passes are not the deterministic pass."""
     _write([tmp_path / "plain.h5"], pool, 0)

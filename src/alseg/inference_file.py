@@ -192,6 +192,7 @@ class InferenceDump:
                 raise InferenceFileError(f"{self.name}: its shards do not hold consecutive images from 0 "
                                          f"({self.ranges})")
             self._check_shards_agree()
+            self._drop_empty_shards()
         except BaseException:
             self.close()
             raise
@@ -220,6 +221,15 @@ class InferenceDump:
         if expected != {len(self.files)}:
             raise InferenceFileError(f"{self.name}: {len(self.files)} file(s), but the dump was written as "
                                      f"{sorted(expected)} shard(s)")
+
+    def _drop_empty_shards(self) -> None:
+        """Close the shards that hold no image (more shards than inference batches): they have no rows to
+        read, and an image group written without a batch lacks ``features``."""
+        keep = [k for k, (start, stop) in enumerate(self.ranges) if stop > start] or [0]
+        for k in set(range(len(self.files))) - set(keep):
+            self.files[k].close()
+        self.paths, self.files = [self.paths[k] for k in keep], [self.files[k] for k in keep]
+        self.ranges = [self.ranges[k] for k in keep]
 
     def _guarded(self, path: Path, read: Any) -> Any:
         """``read()``, with HDF5 and layout errors as an :class:`InferenceFileError` naming ``path``."""
