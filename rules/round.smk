@@ -75,7 +75,8 @@ rule train:
     test split, and run it over the pool for the next round's acquisition. One job, so that torch is
     imported and the data loaded once per round rather than three times (benchmarks/default_run.py).
     Round 0 of an experiment with a round-0 twin (config share_round0) copies the twin's model when
-    the training inputs are identical."""
+    the training inputs are identical. With training.gpus k > 1 the job trains in k processes, one per
+    GPU, and asks for k GPUs (its threads are shared among them)."""
     input:
         unpack(from_plan(plan.train_inputs)),
     output:
@@ -88,7 +89,7 @@ rule train:
         version=CODE_VERSION,
     threads: MODEL_THREADS
     resources:
-        gpu=1,
+        gpu=lambda wc: plan.training_gpus(CFG, wc.exp),
     log:
         round_log("train"),
     conda:

@@ -4,8 +4,9 @@ Uses Debian's packages (``slurmctld slurmd slurm-client munge``, SLURM 22.05) an
 whole configuration lives in a temporary directory, selected with the ``SLURM_CONF`` environment
 variable and, for the ``srun`` inside jobs (which Snakemake starts without SLURM_CONF), by a
 symlink ``/run/slurm/conf`` (removed on stop); ``/etc/slurm`` is never touched. The node declares
-one fake GPU (``gres.conf``: ``File=/dev/null``): ``sbatch --gpus=1`` is accepted and GPU jobs run
-one at a time, which is what the workflow's GPU rules need to be tested without a GPU. munged is
+fake GPUs (``gres.conf``: ``File=/dev/null``, ``/dev/zero``, ...; one by default): ``sbatch --gpus=k`` is accepted
+and GPU jobs never hold more GPUs than there are, which is what the workflow's GPU rules need to be
+tested without a GPU. munged is
 reused when one already answers, else started as the munge user and stopped again on ``stop()``.
 
 Typical use::
@@ -40,6 +41,7 @@ SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 # its nested `srun`, so inside a job only this path finds our configuration.
 RUN_CONF_DIR = Path("/run/slurm/conf")
 HEADER = "# written by tests/slurm_cluster.py"
+FAKE_GPU_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom")
 
 
 def conflicting_config() -> str | None:
@@ -117,7 +119,7 @@ def _stop_pidfile(pidfile: Path, timeout: float = 10.0) -> None:
 
 
 class SlurmCluster:
-    """One node (this host), partitions ``cpu`` (default) and ``gpu``, one fake GPU.
+    """One node (this host), partitions ``cpu`` (default) and ``gpu``, ``gpus`` fake GPUs (default 1).
 
     ``cpus`` and ``mem_mb`` default to this machine's CPU count and its memory minus 2 GB.
     ``SlurmdParameters=config_overrides`` lets the node declare more than the hardware has (the
@@ -189,8 +191,12 @@ PartitionName=cpu Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes={self.host} Default=NO MaxTime=INFINITE State=UP
 """
         )
-        # File=/dev/null: a fake GPU device. With only Count=1 (no File) the node drains.
-        files = ",".join(["/dev/null"] * self.gpus)
+        # Fake GPU devices: character devices that exist everywhere, one per GPU (slurmd refuses a device
+        # named twice and a plain file). With only Count=N (no File) the node drains.
+        if self.gpus > len(FAKE_GPU_DEVICES):
+            raise ValueError(f"at most {len(FAKE_GPU_DEVICES)} fake GPUs")
+        devices = FAKE_GPU_DEVICES[: self.gpus]
+        files = ",".join(devices)
         (d / "gres.conf").write_text(
             f"AutoDetect=off\nNodeName={self.host} Name=gpu File={files}\n"
         )
@@ -320,9 +326,10 @@ PartitionName=gpu Nodes={self.host} Default=NO MaxTime=INFINITE State=UP
     # -- job inspection ------------------------------------------------------------------------
     def jobs(self) -> list[dict[str, str]]:
         """All jobs slurmctld still knows (finished ones stay for ``MinJobAge`` seconds), as the
-        key=value fields of ``scontrol show job -o``."""
+        key=value fields of ``scontrol show job -o -d`` (the details add ``JOB_GRES``, the GPUs a job
+        got; ``TresPerJob`` is what it asked for)."""
         out = subprocess.run(
-            ["scontrol", "show", "job", "-o"],
+            ["scontrol", "show", "job", "-o", "-d"],
             env=self.env(),
             capture_output=True,
             text=True,

@@ -3,11 +3,13 @@
 Every sample's augmentation draws from a generator seeded by (seed, epoch, position in the epoch), so a
 batch does not depend on how many threads prepare it (:func:`_batches`: samples of a batch in a thread
 pool, the next batch prefetched while one trains). ``_Batch`` is what :func:`alseg.train.train_model`
-feeds the model.
+feeds the model. In data-parallel training each rank prepares its share of every batch
+(:func:`alseg.distributed.rank_positions`), with the seeds the samples have in the whole batch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from alseg.augment import augment_sample
+from alseg.distributed import World, rank_positions
 from alseg.points import _PointsByImage
 
 
@@ -28,7 +31,8 @@ class _Batch:
     samples with their sample index; offered: points of the chosen images before augmentation; kept:
     points that survived it (``offered - kept`` fell outside crops); pool_images: int64 (B,) the pool
     index of each sample; shown: bool (B, h, w) the pixels that show the image (not padding); whole:
-    bool (B,) samples that show all of their scaled image.
+    bool (B,) samples that show all of their scaled image; stand_in: a rank's stand-in sample with no points
+    or answers, trained with loss weight 0 (:func:`alseg.distributed.rank_positions`).
     """
 
     images: np.ndarray
@@ -41,6 +45,7 @@ class _Batch:
     pool_images: np.ndarray
     shown: np.ndarray
     whole: np.ndarray
+    stand_in: bool = False
 
 
 def _epoch_image_order(
@@ -107,8 +112,9 @@ def _batches(
     augment_cfg: dict[str, Any] | None,
     samples_pool: ThreadPoolExecutor | None,
     prefetch: ThreadPoolExecutor | None,
+    world: World | None = None,
 ) -> Iterator[_Batch]:
-    """Yield the prepared batches of an epoch.
+    """Yield the prepared batches of an epoch (this rank's shares of them in a ``world`` of several ranks).
 
     With ``prefetch`` (one thread), batch k+1 is prepared while batch k trains; ``samples_pool`` augments
     the samples of a batch in parallel (a separate pool, so a prefetch task never waits on its own pool).
@@ -117,7 +123,11 @@ def _batches(
 
     def prepare(k: int) -> _Batch:
         seeds = [(seed, epoch, int(p)) for p in range(positions[k], positions[k + 1])]
-        return _prepare_batch(images, points, order[k], seeds, augment_cfg, samples_pool)
+        if world is None or world.size == 1:
+            return _prepare_batch(images, points, order[k], seeds, augment_cfg, samples_pool)
+        share, counts = rank_positions(len(order[k]), world)
+        batch = _prepare_batch(images, points, order[k][share], [seeds[p] for p in share], augment_cfg, samples_pool)
+        return batch if counts else _stand_in(batch)
 
     if prefetch is None:
         for k in range(len(order)):
@@ -129,3 +139,10 @@ def _batches(
         batch = pending.result()
         pending = prefetch.submit(prepare, k + 1) if k + 1 < len(order) else None
         yield batch
+
+
+def _stand_in(batch: _Batch) -> _Batch:
+    """The batch without its points, marked as a stand-in (it only keeps a rank in the all-reduce)."""
+    empty = batch.point_batch[:0]
+    return dataclasses.replace(batch, point_batch=empty, point_y=empty, point_x=empty, point_cls=empty,
+                               offered=0, kept=0, stand_in=True)

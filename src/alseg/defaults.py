@@ -33,6 +33,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "warm_start": False,
     "amp": True,
     "device": "auto",
+    "gpus": 1,
     "loader_threads": 2,
     "eval_batch_size": 8,
     "augment": AUGMENT_DEFAULTS,

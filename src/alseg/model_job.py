@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,35 +135,79 @@ def train(dataset: PathLike, labels: PathLike, settings: Mapping[str, Any], roun
     ``twin_model`` and its ``twin_log``: another experiment's model of the same round (round 0,
     :func:`alseg.config.round0_twins`). When the log's ``training_digest`` equals this training's, the
     training would repeat it exactly: that model is copied instead, and the log says so (``model_of``).
-    Otherwise this model is trained as usual.
+    Otherwise this model is trained as usual: in this process, or with ``training.gpus`` k > 1 by k ranks
+    that torchrun starts (:mod:`alseg.train_rank`, :mod:`alseg.distributed`), rank 0 writing the files.
     """
-    import torch
-
-    from alseg.models import load_model, save_model
-    from alseg.train import train_model
-
     job = Job(dataset, settings, round_index, files)
-    info, pool = job.info, job.pool
     inputs = training_inputs(job, load_labels(labels), init_model)
-    points, answers, records, seed, digest = inputs.points, inputs.answers, inputs.records, inputs.seed, inputs.digest
     twin = json.loads(Path(twin_log).read_text()) if twin_model and twin_log and init_model is None else None
-    if twin is not None and twin.get("training_digest") == digest:
-        log(f"round {round_index}: the same training as {twin_model} (digest {digest[:12]}): its model is "
+    if twin is not None and twin.get("training_digest") == inputs.digest:
+        log(f"round {round_index}: the same training as {twin_model} (digest {inputs.digest[:12]}): its model is "
             "reused, not retrained")
         with atomic_path(out_model) as tmp:
             shutil.copyfile(twin_model, tmp)  # type: ignore[arg-type]
         write_json_atomic(out_log, {**twin, "model_of": str(twin_model)})
         return
+    gpus = int(inputs.training.get("gpus", 1))
+    if gpus == 1:
+        _train_and_save(job, inputs, out_model, out_log, init_model)
+        return
+    import torch
+
+    from alseg.distributed import launch
+    from alseg.models import resolve_device
+
+    if resolve_device(inputs.training.get("device", "auto")).type == "cuda" and torch.cuda.device_count() < gpus:
+        raise ValueError(f"training.gpus is {gpus}, but this job sees {torch.cuda.device_count()} GPU(s) "
+                         f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}): ask for "
+                         f"{gpus} GPUs (the SLURM profile does) or set training.gpus to what the job has")
+    log(f"round {round_index}: training in {gpus} processes (training.gpus)")
+    request = {"dataset": str(dataset), "labels": str(labels), "settings": dict(settings), "round_index": round_index,
+               "out_model": str(out_model), "out_log": str(out_log),
+               "init_model": None if init_model is None else str(init_model),
+               "files": {name: str(path) for name, path in files.items() if path is not None}}
+    with tempfile.TemporaryDirectory(prefix="alseg_ranks_") as folder:
+        request_file = Path(folder) / "request.json"
+        request_file.write_text(json.dumps(request))
+        launch(gpus, "alseg.train_rank", [str(request_file)], threads=torch.get_num_threads())
+
+
+def train_on_rank(dataset: PathLike, labels: PathLike, settings: Mapping[str, Any], round_index: int,
+                  out_model: PathLike, out_log: PathLike, init_model: PathLike | None,
+                  files: Mapping[str, PathLike]) -> None:
+    """One rank's part of :func:`train` with ``training.gpus`` > 1 (inside :func:`alseg.distributed.process_group`):
+    every rank reads the data and trains its share of each batch; rank 0 writes the model and its log."""
+    job = Job(dataset, settings, round_index, dict(files))
+    _train_and_save(job, training_inputs(job, load_labels(labels), init_model), out_model, out_log, init_model)
+
+
+def _train_and_save(job: Job, inputs: TrainingInputs, out_model: PathLike, out_log: PathLike,
+                    init_model: PathLike | None) -> None:
+    """Train on ``inputs`` (from ``init_model`` when given) and write the model and ``train_log.json``
+    (rank 0 of several; :mod:`alseg.distributed`)."""
+    import torch
+
+    from alseg.distributed import current_world
+    from alseg.models import load_model, save_model
+    from alseg.train import train_model
+
+    main = current_world().is_main
+    info, round_index = job.info, job.round_index
     init_state = load_model(init_model, torch.device("cpu"))[0].state_dict() if init_model is not None else None
-    log(f"round {round_index}: training on {len(points)} labelled pixels (seed {seed})")
-    result = train_model(settings["model"], inputs.training, pool.images, points, inputs.val.images, inputs.val.masks,
-                         num_classes=info.num_classes, ignore_index=info.ignore_index, seed=seed, log=log,
-                         init_state=init_state, answers=answers.answers, answer_loss=answers.answer_loss)
-    save_model(out_model, result.model, settings["model"], info.num_classes,
+    if main:
+        log(f"round {round_index}: training on {len(inputs.points)} labelled pixels (seed {inputs.seed})")
+    result = train_model(job.settings["model"], inputs.training, job.pool.images, inputs.points, inputs.val.images,
+                         inputs.val.masks, num_classes=info.num_classes, ignore_index=info.ignore_index,
+                         seed=inputs.seed, log=log, init_state=init_state, answers=inputs.answers.answers,
+                         answer_loss=inputs.answers.answer_loss)
+    if not main:
+        return
+    save_model(out_model, result.model, job.settings["model"], info.num_classes,
                {"round": round_index, "best_epoch": result.best_epoch, "best_val_miou": result.best_val_miou})
     write_json_atomic(out_log, {
-        "round": round_index, "seed": seed, "best_epoch": result.best_epoch, "best_val_miou": result.best_val_miou,
-        "history": result.history, "alseg_version": __version__, "training_digest": digest, **records,
+        "round": round_index, "seed": inputs.seed, "best_epoch": result.best_epoch,
+        "best_val_miou": result.best_val_miou, "history": result.history, "alseg_version": __version__,
+        "training_digest": inputs.digest, **inputs.records,
     })
 
 

@@ -316,8 +316,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> str:
 
 
 def model_stride(model: nn.Module) -> int:
-    """The factor that the model needs H and W to be multiples of (the encoder's output stride)."""
-    return int(getattr(model.encoder, "output_stride", 32))
+    """The factor that the model (or the model inside a DistributedDataParallel wrapper) needs H and W to be
+    multiples of (the encoder's output stride)."""
+    return int(getattr(getattr(model, "module", model).encoder, "output_stride", 32))
 
 
 def _pad_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:

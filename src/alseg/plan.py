@@ -117,6 +117,11 @@ def update_inputs(config: Config, experiment: str, round_index: int) -> dict[str
 # -- the model ---------------------------------------------------------------------------------------------
 
 
+def training_gpus(config: Config, experiment: str) -> int:
+    """How many processes (GPUs) train a round's model (``training.gpus``)."""
+    return int(config["experiments"][experiment]["training"].get("gpus", 1))
+
+
 def inference_shards(config: Config, experiment: str) -> int:
     """How many files a round's inference dump is split into (``inference.shards``)."""
     return int(config["experiments"][experiment]["inference"].get("shards", 1))
@@ -175,7 +180,9 @@ def train_settings(config: Config, experiment: str, round_index: int) -> dict[st
     settings = config["experiments"][experiment]
     unit = unit_of(config, experiment)
     chosen = {key: settings[key] for key in ("unit", "seed", "model")}
-    chosen["training"] = round_training(settings["training"], round_index)
+    # one process is the training as it was before data parallelism existed: its runs keep their models
+    chosen["training"] = {key: value for key, value in round_training(settings["training"], round_index).items()
+                          if key != "gpus" or value != 1}
     # one shard is the dump as it was before shards existed: its runs keep their models
     chosen["inference"] = {key: value for key, value in settings["inference"].items()
                            if key != "shards" or value != 1}

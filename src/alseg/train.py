@@ -19,7 +19,8 @@ Without answers, training is exactly what it was before they existed.
 Reproducibility: on CPU a call is bitwise reproducible for a given seed. The model is initialised under
 ``torch.manual_seed(seed)``, batch order comes from a generator seeded by (seed, epoch), and every sample's
 augmentation from a generator seeded by (seed, epoch, position in the epoch), so the result does not
-depend on how many loader threads prepare batches.
+depend on how many loader threads prepare batches, nor (but for BatchNorm on CPU) on how many processes
+train it: run as one rank of k (``gpus: k``), a call trains its share of every batch (:mod:`alseg.distributed`).
 
 The labelled points are :class:`alseg.points.PointLabels`, batches are prepared by :mod:`alseg.batches`,
 their loss is :mod:`alseg.batch_loss`'s, and checkpoints are scored by :func:`alseg.predict.evaluate`.
@@ -41,19 +42,17 @@ import torch
 from torch import nn
 
 from alseg import joblog
-from alseg.batch_loss import _batch_answer_masks, _batch_loss
+from alseg.batch_loss import _batch_answer_masks, _batch_loss, _term_counts
 from alseg.batches import _Batch, _batches, _epoch_image_order
-from alseg.defaults import BINARY_DEFAULTS, TRAINING_DEFAULTS
+from alseg.defaults import TRAINING_DEFAULTS
+from alseg.distributed import World, all_reduce_sum, broadcast_from_main, current_world, term_scales
 from alseg.models import build_model, forward_logits, resolve_device
-from alseg.points import PointLabels, _PointsByImage
+from alseg.points import PointLabels
 from alseg.predict import evaluate
+from alseg.training_data import _training_data, _TrainingData
 
 #: Defaults of the training config: the official PixelPick CamVid settings (README, "Models and training").
 DEFAULT_TRAIN: dict[str, Any] = {k: v for k, v in TRAINING_DEFAULTS.items() if k != "warm_start"}
-
-#: Weights of the binary-answer losses (``absent_weight``, ``presence_weight``) and the log-sum-exp
-#: sharpness ``lse_r`` (the config's ``binary.loss``).
-DEFAULT_ANSWER_LOSS: dict[str, float] = dict(BINARY_DEFAULTS["loss"])
 
 Log = Callable[[str], None]
 
@@ -109,6 +108,10 @@ def _deterministic_algorithms() -> Iterator[None]:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
 
 
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0: they train the same model, rank 0 reports it."""
+
+
 def _merged_train_cfg(train_cfg: dict[str, Any] | None, log: Log) -> dict[str, Any]:
     cfg = {**DEFAULT_TRAIN, **(train_cfg or {})}
     unknown = sorted(set(cfg) - set(DEFAULT_TRAIN))
@@ -119,46 +122,6 @@ def _merged_train_cfg(train_cfg: dict[str, Any] | None, log: Log) -> dict[str, A
     if cfg["iterations_per_epoch"] is not None and int(cfg["iterations_per_epoch"]) < 1:
         raise ValueError("train config: iterations_per_epoch must be null or >= 1")
     return cfg
-
-
-def _checked_answers(
-    answers: np.ndarray | None, answer_loss: dict[str, float] | None, num_images: int, num_classes: int,
-    log: Log,
-) -> tuple[np.ndarray | None, dict[str, float]]:
-    """Validate the answer matrix (None when it holds no answer) and merge the loss weights."""
-    weights = {**DEFAULT_ANSWER_LOSS, **(answer_loss or {})}
-    unknown = sorted(set(weights) - set(DEFAULT_ANSWER_LOSS))
-    if unknown:
-        raise ValueError(f"answer_loss: unknown keys {unknown}; expected {sorted(DEFAULT_ANSWER_LOSS)}")
-    if answers is None:
-        return None, weights
-    answers = np.asarray(answers)
-    if answers.shape != (num_images, num_classes):
-        raise ValueError(f"answers must have shape (N, C) = {(num_images, num_classes)}, got {answers.shape}")
-    if not np.isin(answers, (-1, 0, 1)).all():
-        raise ValueError("answers must hold only +1 (yes), -1 (no) and 0 (not asked)")
-    every_class_absent = (answers < 0).all(axis=1)
-    if every_class_absent.any():
-        log(f"train: warning: {int(every_class_absent.sum())} images have every class answered 'no' "
-            f"(e.g. image {int(np.flatnonzero(every_class_absent)[0])}); their answers are not used")
-        answers = np.where(every_class_absent[:, None], 0, answers).astype(np.int8)
-    if not answers.any():
-        return None, weights
-    return answers.astype(np.int8, copy=False), weights
-
-
-@dataclass(frozen=True)
-class _TrainingData:
-    """What training draws from: the pool (N, H, W, 3) uint8 and its points grouped by image; the images
-    with a point (int64) and those with answers but no point (int64, they join each batch); the checked
-    answers (int8 (N, C) or None) and their loss weights."""
-
-    images: np.ndarray
-    points: _PointsByImage
-    labelled_images: np.ndarray
-    answer_only: np.ndarray
-    answers: np.ndarray | None
-    loss_weights: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -174,7 +137,8 @@ class _Validation:
 @dataclass
 class _Run:
     """The model being trained and how: optimiser, scheduler, gradient scaler, device, AMP, the merged
-    train config, the seed, and the threads that prepare batches (None: inline)."""
+    train config, the seed, the threads that prepare batches (None: inline), the ranks training it and
+    what the batches go through (``model`` in one process, its DistributedDataParallel wrapper in several)."""
 
     model: nn.Module
     optimiser: torch.optim.Optimizer
@@ -186,6 +150,8 @@ class _Run:
     seed: int
     samples_pool: ThreadPoolExecutor | None
     prefetch: ThreadPoolExecutor | None
+    world: World
+    forward: nn.Module
 
     def close(self) -> None:
         for executor in (self.samples_pool, self.prefetch):
@@ -216,37 +182,24 @@ class _Best:
     miou: float = -math.inf
 
 
-def _training_data(images: np.ndarray, labels: PointLabels, num_classes: int, answers: np.ndarray | None,
-                   answer_loss: dict[str, float] | None, log: Log) -> _TrainingData:
-    """Check the pool, points and answers; find the images to train on (an error when there are none)."""
-    if images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(f"images must be (N, H, W, 3), got shape {images.shape}")
-    labels.validate(len(images), images.shape[1], images.shape[2], num_classes)
-    labelled_images = np.unique(labels.image).astype(np.int64)
-    answers, loss_weights = _checked_answers(answers, answer_loss, len(images), num_classes, log)
-    answer_only = np.zeros(0, dtype=np.int64)  # images with answers and no labelled point
-    if answers is not None:
-        answer_only = np.setdiff1d(np.flatnonzero((answers != 0).any(axis=1)), labelled_images)
-        if labelled_images.size == 0:
-            labelled_images, answer_only = answer_only, answer_only[:0]
-    if labelled_images.size == 0:
-        raise ValueError("no labelled points: nothing to train on")
-    return _TrainingData(images, _PointsByImage.group(labels, len(images)), labelled_images, answer_only,
-                         answers, loss_weights)
-
-
 def _start_run(model_cfg: dict[str, Any], cfg: dict[str, Any], num_classes: int, seed: int, device: torch.device,
-               init_state: dict[str, torch.Tensor] | None) -> _Run:
+               init_state: dict[str, torch.Tensor] | None, world: World) -> _Run:
     """The model initialised under ``torch.manual_seed(seed)`` (or loaded from ``init_state``) on
     ``device``, Adam with the encoder at ``backbone_lr``, MultiStepLR, the gradient scaler (AMP on CUDA
-    only) and ``loader_threads`` threads: one prefetches the next batch, more augment samples in parallel."""
+    only) and ``loader_threads`` threads: one prefetches the next batch, more augment samples in parallel.
+    In a ``world`` of several ranks: SyncBatchNorm on CUDA, and DistributedDataParallel."""
     use_amp = bool(cfg["amp"]) and device.type == "cuda"
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     model = build_model(model_cfg, num_classes)
     if init_state is not None:
         model.load_state_dict(init_state)
+    if world.size > 1 and device.type == "cuda":  # before the optimiser: it makes new parameters
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
+    forward = model
+    if world.size > 1:
+        forward = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     optimiser = torch.optim.Adam(
         _parameter_groups(model, float(cfg["lr"]), float(cfg["backbone_lr"])),
         weight_decay=float(cfg["weight_decay"]),
@@ -258,7 +211,8 @@ def _start_run(model_cfg: dict[str, Any], cfg: dict[str, Any], num_classes: int,
     threads = int(cfg["loader_threads"])
     samples_pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
     prefetch = ThreadPoolExecutor(max_workers=1) if threads > 0 else None
-    return _Run(model, optimiser, scheduler, scaler, device, use_amp, cfg, seed, samples_pool, prefetch)
+    return _Run(model, optimiser, scheduler, scaler, device, use_amp, cfg, seed, samples_pool, prefetch, world,
+                forward)
 
 
 def _epoch_order(run: _Run, data: _TrainingData, epoch: int) -> list[np.ndarray]:
@@ -276,24 +230,29 @@ def _epoch_order(run: _Run, data: _TrainingData, epoch: int) -> list[np.ndarray]
 
 
 def _train_step(run: _Run, data: _TrainingData, batch: _Batch, totals: _EpochTotals) -> None:
-    """One optimiser step on a batch; a batch whose points all fell outside their crops and that has no
-    answer is skipped (and counted)."""
+    """One optimiser step on a batch (this rank's share of it); a batch whose points all fell outside their
+    crops and that has no answer is skipped (and counted)."""
     totals.offered += batch.offered
     absent = present = None
-    if data.answers is not None:
+    if data.answers is not None and not batch.stand_in:
         absent, present = _batch_answer_masks(data.answers, batch, run.device)
-    if batch.kept == 0 and absent is None:  # every point fell outside its crop, no answers
+    counts = _term_counts(batch, absent, present)
+    whole_batch = all_reduce_sum(counts, run.world, run.device)
+    if not any(whole_batch):  # every point fell outside its crop, no answers
         totals.skipped += 1
         return
     x = torch.from_numpy(batch.images).to(run.device, non_blocking=True)
     targets = [torch.from_numpy(a).to(run.device) for a in
                (batch.point_batch, batch.point_y, batch.point_x, batch.point_cls)]
     with torch.autocast(run.device.type, dtype=torch.float16, enabled=run.use_amp):
-        logits = forward_logits(run.model, x)
-    loss, point, answer = _batch_loss(logits, batch, targets, absent, present, data.loss_weights, run.device)
-    if answer is not None:
-        totals.answer_sum += answer.detach()
+        logits = forward_logits(run.forward, x)
+    scales = term_scales(counts, whole_batch, run.world)
+    loss, point, answer = _batch_loss(logits, batch, targets, absent, present, data.loss_weights, run.device,
+                                      (scales[0], scales[1], scales[2]))
+    if whole_batch[1] or whole_batch[2]:
         totals.answer_batches += 1
+    if answer is not None:
+        totals.answer_sum += answer.detach() / run.world.size
     run.optimiser.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     run.scaler.step(run.optimiser)
@@ -304,21 +263,29 @@ def _train_step(run: _Run, data: _TrainingData, batch: _Batch, totals: _EpochTot
 
 def _train_epoch(run: _Run, data: _TrainingData, epoch: int) -> _EpochTotals:
     """Every batch of the epoch through :func:`_train_step`, then one scheduler step."""
-    run.model.train()
+    run.forward.train()
     order = _epoch_order(run, data, epoch)
     totals = _EpochTotals(loss_sum=torch.zeros((), device=run.device), answer_sum=torch.zeros((), device=run.device),
                           lr=run.optimiser.param_groups[0]["lr"])
     for batch in _batches(data.images, data.points, order, run.seed, epoch, run.cfg["augment"], run.samples_pool,
-                          run.prefetch):
+                          run.prefetch, run.world):
         _train_step(run, data, batch, totals)
     run.scheduler.step()
+    if run.world.size > 1:  # the epoch's record sums over the ranks' shares
+        loss_sum, points, offered, answer_sum = all_reduce_sum(
+            [float(totals.loss_sum), totals.points, totals.offered, float(totals.answer_sum)], run.world, run.device)
+        totals.loss_sum.fill_(loss_sum)
+        totals.answer_sum.fill_(answer_sum)
+        totals.points, totals.offered = int(points), int(offered)
     return totals
 
 
 def _keep_checkpoint(run: _Run, val: _Validation | None, best: _Best, epoch: int, epochs: int) -> float | None:
     """Score val every ``val_every`` epochs and at the last, keeping the weights of the best mIoU (the
     first scored epoch's even when NaN); without val keep the last epoch's. Returns the epoch's val mIoU,
-    None when it was not scored."""
+    None when it was not scored. Only rank 0 scores and keeps checkpoints."""
+    if not run.world.is_main:
+        return None
     if val is not None and (epoch % int(run.cfg["val_every"]) == 0 or epoch == epochs):
         scores = evaluate(run.model, val.images, val.masks, val.num_classes, val.ignore_index,
                           int(run.cfg["eval_batch_size"]), run.device)
@@ -369,13 +336,14 @@ def _log_start(log: Log, run: _Run, data: _TrainingData, num_points: int) -> Non
     log(
         f"train: {num_points} points{answer_text} on {data.labelled_images.size + data.answer_only.size}/"
         f"{len(data.images)} images, {int(run.cfg['epochs'])} epochs, device {run.device}"
-        f"{' (AMP)' if run.use_amp else ''}"
+        f"{' (AMP)' if run.use_amp else ''}{f', {run.world.size} processes' if run.world.size > 1 else ''}"
     )
 
 
 def _train_epochs(run: _Run, data: _TrainingData, val: _Validation | None, log: Log
                   ) -> tuple[list[dict[str, Any]], _Best]:
-    """Every epoch: train, score val and keep the best checkpoint, record and log the epoch."""
+    """Every epoch: train, score val and keep the best checkpoint, record and log the epoch. Every rank
+    returns rank 0's record and checkpoint."""
     epochs = int(run.cfg["epochs"])
     history: list[dict[str, Any]] = []
     best = _Best()
@@ -390,6 +358,7 @@ def _train_epochs(run: _Run, data: _TrainingData, val: _Validation | None, log: 
             _log_epoch(progress, entry, epochs)
     finally:
         progress.close()
+    history, best = broadcast_from_main((history, best), run.world)  # type: ignore[misc]
     return history, best
 
 
@@ -432,7 +401,8 @@ def train_model(
         (MultiStepLR), ``val_every`` (evaluate every k epochs and at the last), ``augment`` (see
         :func:`alseg.augment.augment_sample`; None disables), ``amp`` (CUDA only), ``device``,
         ``iterations_per_epoch`` (None: one pass over the labelled images; an int: that many batches),
-        ``loader_threads`` (threads preparing batches; 0 prepares them inline), ``eval_batch_size``.
+        ``loader_threads`` (threads preparing batches; 0 prepares them inline), ``eval_batch_size``, ``gpus``
+        (the ranks of the process group this call is one of, :mod:`alseg.distributed`; 1: no process group).
     images : ndarray, uint8, shape (N, H, W, 3)
         The pool; only images with at least one labelled point or binary answer are trained on.
     labels : PointLabels
@@ -462,21 +432,28 @@ def train_model(
         class is answered "no" is contradictory: its answers are dropped with a warning. None (or all
         zero): training is unchanged.
     answer_loss : dict or None
-        ``absent_weight``, ``presence_weight``, ``lse_r``; defaults in :data:`DEFAULT_ANSWER_LOSS`.
+        ``absent_weight``, ``presence_weight``, ``lse_r``; defaults in
+        :data:`alseg.training_data.DEFAULT_ANSWER_LOSS`.
 
     Returns
     -------
     TrainResult
         With answers, each history entry also has ``answer_loss`` (mean over the batches with answers).
     """
-    log = log or joblog.log
+    world = current_world()
+    log = (log or joblog.log) if world.is_main else _quiet
     cfg = _merged_train_cfg(train_cfg, log)
+    if int(cfg["gpus"]) != world.size:
+        raise ValueError(f"training.gpus is {cfg['gpus']}, but this process is one of {world.size}: start the "
+                         "ranks with torchrun (alseg.model_job.train does) or set gpus to the number of ranks")
     device = resolve_device(device if device is not None else cfg["device"])
+    if world.size > 1 and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
     data = _training_data(images, labels, num_classes, answers, answer_loss, log)
     has_val = val_images is not None and val_masks is not None and len(val_images) > 0
     val = _Validation(val_images, val_masks, num_classes, ignore_index) if has_val else None
     with _deterministic_algorithms():
-        run = _start_run(model_cfg, cfg, num_classes, seed, device, init_state)
+        run = _start_run(model_cfg, cfg, num_classes, seed, device, init_state, world)
         _log_start(log, run, data, len(labels))
         try:
             history, best = _train_epochs(run, data, val, log)
