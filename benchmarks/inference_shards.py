@@ -5,7 +5,7 @@ saves a model (``--model``: the pretrained protocol's DeepLabV3+ EfficientNet-Li
 untrained head: the pass costs what a trained model's costs) and writes round 0's dump of a pixel margin
 experiment with ``inference.shards`` 1 and then N, each shard job in a fresh process pinned to one core
 (``alseg.model_job.infer``, as the ``train`` and ``infer_shard`` rules call it; wall seconds with start-up,
-dataset and model loading). Then checks that the N shard files hold what the single file holds.
+dataset and model loading; peak resident memory, ``VmHWM``). Then checks that the N shard files hold what the single file holds.
 
 On a cluster the shards run side by side, one GPU each: a round's pass takes the slowest shard's time.
 
@@ -30,10 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL = {"name": "deeplabv3plus", "encoder": "efficientnet_lite0", "weights": "imagenet"}
 JOB = """
 import json, sys
+from pathlib import Path
 from alseg.model_job import infer, limit_threads
 limit_threads(1)
 args = json.loads(sys.argv[1])
 infer(args["dataset"], args["model"], args["settings"], 0, args["out"], shard=args["shard"])
+status = Path("/proc/self/status").read_text().splitlines()
+print(next(line for line in status if line.startswith("VmHWM:")).split()[1])
 """
 
 
@@ -77,13 +80,15 @@ def run_shards(dataset: Path, model: Path, settings: dict, folder: Path, core: i
         args = {"dataset": str(dataset), "model": str(model), "settings": settings, "out": str(folder / name),
                 "shard": shard}
         started = time.perf_counter()
-        subprocess.run(["taskset", "-c", str(core), sys.executable, "-c", JOB, json.dumps(args)], check=True,
-                       capture_output=True, text=True)
+        done = subprocess.run(["taskset", "-c", str(core), sys.executable, "-c", JOB, json.dumps(args)], check=True,
+                              capture_output=True, text=True)
         seconds = time.perf_counter() - started
-        print(f"{name} of {settings['inference'].get('shards', 1)}: {seconds:.1f} s", flush=True)
+        peak_mb = int(done.stdout.split()[-1]) / 1024
+        print(f"{name} of {settings['inference'].get('shards', 1)}: {seconds:.1f} s, peak {peak_mb:.0f} MB", flush=True)
         with h5py.File(folder / name, "r") as h5:  # one shard alone is not a dump: read its range directly
             images = (int(h5.attrs["image_start"]), int(h5.attrs["image_stop"]))
-        rows.append({"file": name, "images": images, "seconds": seconds, "bytes": (folder / name).stat().st_size})
+        rows.append({"file": name, "images": images, "seconds": seconds, "bytes": (folder / name).stat().st_size,
+                     "peak_mb": peak_mb})
     return rows
 
 
@@ -110,11 +115,12 @@ def table(runs: dict[int, list[dict]], pixels: int, identical: bool, args: argpa
              f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; each shard job one process on one "
              f"core (`taskset`), one after the other. Pool: CamVid train, {pixels / 1e6:.1f} M pixels; model "
              "DeepLabV3+ EfficientNet-Lite0; inference batches of 16; round 0 of pixel margin.", "",
-             "| shards | file | images | seconds | MB | bytes per pool pixel |", "|---:|---|---|---:|---:|---:|"]
+             "| shards | file | images | seconds | MB | bytes per pool pixel | peak RSS MB |",
+             "|---:|---|---|---:|---:|---:|---:|"]
     for n, rows in runs.items():
         for row in rows:
             lines.append(f"| {n} | {row['file']} | {row['images'][0]}-{row['images'][1]} | {row['seconds']:.1f} | "
-                         f"{row['bytes'] / 1e6:.2f} | {row['bytes'] / max(pixels, 1):.3f} |")
+                         f"{row['bytes'] / 1e6:.2f} | {row['bytes'] / max(pixels, 1):.3f} | {row['peak_mb']:.0f} |")
     slowest = {n: max(r["seconds"] for r in rows) for n, rows in runs.items()}
     lines += ["", "Slowest job per dump (a round's pass when the shards run side by side): "
               + ", ".join(f"{n} shard(s) {s:.1f} s" for n, s in slowest.items())

@@ -17,6 +17,7 @@ from alseg.data import (
     SYNTHETIC_CLASSES,
     VOC_CLASSES,
     DatasetError,
+    ImagesOnDisk,
     dataset_info,
     load_split,
     make_synthetic,
@@ -100,6 +101,36 @@ def test_prepared_layout_matches_architecture_doc(tmp_path) -> None:
         assert list(h5["test/stems"].asstr()[()]) == ["test_0000", "test_0001"]
     expected = make_synthetic(0, 3, 1, 2, 16, 24)["val"]
     np.testing.assert_array_equal(load_split(out, "val").images, expected[0])
+
+
+def test_images_on_disk_read_the_slices_of_the_loaded_split(tmp_path) -> None:
+    out = tmp_path / "syn.h5"
+    prepare_dataset({"kind": "synthetic", "n_train": 5, "n_val": 1, "n_test": 1, "height": 16, "width": 24}, out)
+    loaded = load_split(out, "train").images
+    on_disk = ImagesOnDisk(out, "train")
+    assert on_disk.shape == loaded.shape and len(on_disk) == 5 and on_disk.dtype == np.uint8
+    for rows in (slice(0, 2), slice(2, 5), slice(3, None), slice(4, 4), slice(0, 9)):
+        np.testing.assert_array_equal(on_disk[rows], loaded[rows])
+    with pytest.raises(TypeError, match="slice"):
+        on_disk[[0, 2]]
+    with pytest.raises(DatasetError, match="no split 'pool'"):
+        ImagesOnDisk(out, "pool")
+
+
+def test_a_job_reads_pool_slices_from_the_file_until_it_loads_the_pool(tmp_path) -> None:
+    from alseg.units import Job
+
+    out = tmp_path / "syn.h5"
+    prepare_dataset({"kind": "synthetic", "n_train": 5, "n_val": 1, "n_test": 1, "height": 16, "width": 24}, out)
+    loaded = load_split(out, "train")
+    job = Job(out, {"unit": "pixel"}, 1)
+    assert isinstance(job.pool_images(), ImagesOnDisk) and "pool" not in job.__dict__
+    np.testing.assert_array_equal(job.pool_images()[1:4], loaded.images[1:4])
+    np.testing.assert_array_equal(job.pool_masks(1, 4), loaded.masks[1:4])
+    assert "pool" not in job.__dict__  # nothing above loaded the whole pool
+    pool = job.pool
+    assert job.pool_images() is pool.images  # once loaded, the loaded arrays
+    np.testing.assert_array_equal(job.pool_masks(2, 5), loaded.masks[2:5])
 
 
 def test_seeded_split_by_ratios_without_split_lists(tmp_path, folder) -> None:

@@ -261,22 +261,22 @@ def infer(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any], 
     from alseg.models import load_model, model_checksum, resolve_device
 
     job = Job(dataset, settings, round_index, files)
-    info, pool = job.info, job.pool
+    info, images = job.info, job.pool_images()
     unit = unit_named(settings["unit"])
     groups = unit.dump_groups
     inference = settings["inference"]
     shards = int(inference.get("shards", 1))
     if not 0 <= shard < shards:
         raise ValueError(f"shard {shard} of an inference dump in {shards} shard(s)")
-    images = shard_ranges(len(pool.images), shards, int(inference["batch_size"]))[shard]
+    shard_images = shard_ranges(len(images), shards, int(inference["batch_size"]))[shard]
     device = resolve_device(inference["device"])
     model, _ = load_model(model_path, device)
-    write_inference(out, model, pool.images, num_classes=info.num_classes, batch_size=inference["batch_size"],
+    write_inference(out, model, images, num_classes=info.num_classes, batch_size=inference["batch_size"],
                     device=device, mc_passes=mc_passes(settings["acquisition"]),
                     mc_mode=mc_mode(settings["acquisition"]), seed=job.seed("infer"),
                     attrs={"model": model_checksum(model), "round": round_index, "classes": list(info.classes)},
-                    groups=groups, image_range=images, shards=shards,
+                    groups=groups, image_range=shard_images, shards=shards,
                     **unit.dump_request(job, load_labels(labels) if labels else LabelStore()))
-    which = f"images {images[0]}..{images[1]} (shard {shard} of {shards})" if shards > 1 else \
-        f"{pool.images.shape[0]} pool images"
+    which = f"images {shard_images[0]}..{shard_images[1]} (shard {shard} of {shards})" if shards > 1 else \
+        f"{len(images)} pool images"
     log(f"round {round_index}: inference over {which} ({', '.join(groups) or 'no'} groups) -> {out}")

@@ -27,6 +27,7 @@ from alseg.data.classes import (
 from alseg.data.errors import DatasetError
 from alseg.data.prepared import (
     DatasetInfo,
+    ImagesOnDisk,
     Split,
     dataset_info,
     load_masks,
@@ -54,6 +55,7 @@ __all__ = [
     "VOC_CLASSES",
     "DatasetError",
     "DatasetInfo",
+    "ImagesOnDisk",
     "SourceDataset",
     "SourceItem",
     "Split",

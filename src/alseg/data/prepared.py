@@ -279,13 +279,41 @@ def load_masks(path: str | os.PathLike[str], split: str, start: int, stop: int) 
     DatasetError
         If ``split`` is not a split name, the range is outside it, or the file is missing or corrupt.
     """
+    return _load_range(path, split, "masks", start, stop)
+
+
+def _load_range(path: str | os.PathLike[str], split: str, name: str, start: int, stop: int) -> np.ndarray:
+    """Rows ``start .. stop`` of one split's ``images`` or ``masks``."""
     if split not in SPLITS:
         raise DatasetError(f"{path}: no split {split!r}; splits are {', '.join(SPLITS)}")
     with _open_prepared(path) as h5:
-        masks = h5[split]["masks"]
-        if not 0 <= start <= stop <= masks.shape[0]:
-            raise DatasetError(f"{path}: images {start} .. {stop} are outside split {split!r} of {masks.shape[0]}")
-        return masks[start:stop]
+        rows = h5[split][name]
+        if not 0 <= start <= stop <= rows.shape[0]:
+            raise DatasetError(f"{path}: images {start} .. {stop} are outside split {split!r} of {rows.shape[0]}")
+        return rows[start:stop]
+
+
+class ImagesOnDisk:
+    """The images of one split as an array-like read a slice at a time: ``shape``, ``dtype``, ``len`` and
+    ``images[start:stop]`` (uint8 (n, H, W, 3)), for steps that need part of a pool too large to hold (an
+    inference shard)."""
+
+    def __init__(self, path: str | os.PathLike[str], split: str) -> None:
+        self.path, self.split = Path(path), split
+        if split not in SPLITS:
+            raise DatasetError(f"{path}: no split {split!r}; splits are {', '.join(SPLITS)}")
+        with _open_prepared(path) as h5:
+            self.shape: tuple[int, ...] = tuple(h5[split]["images"].shape)
+            self.dtype = h5[split]["images"].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError("ImagesOnDisk reads consecutive images: index it with a slice")
+        start, stop, _ = rows.indices(len(self))
+        return _load_range(self.path, self.split, "images", start, max(start, stop))
 
 
 def load_stems(path: str | os.PathLike[str], split: str) -> list[str]:

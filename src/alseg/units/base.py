@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from alseg.data import DatasetInfo, dataset_info, load_split
+from alseg.data import DatasetInfo, ImagesOnDisk, dataset_info, load_masks, load_split
 from alseg.data.prepared import load_stems
 from alseg.labels import LabelStore, load_labels
 from alseg.queries import SKIP, Table
@@ -98,6 +98,17 @@ class Job:
         if "pool" in self.__dict__:
             return self.pool.stems
         return load_stems(self.dataset, "train")
+
+    def pool_images(self) -> np.ndarray | ImagesOnDisk:
+        """The pool images (N, H, W, 3): the loaded pool's when it is loaded, else read a slice at a time from
+        the file (a step over part of the pool, an inference shard, never holds the rest)."""
+        return self.pool.images if "pool" in self.__dict__ else ImagesOnDisk(self.dataset, "train")
+
+    def pool_masks(self, start: int, stop: int) -> np.ndarray:
+        """The masks of pool images ``start .. stop`` (uint8 (stop - start, H, W)), from the loaded pool or
+        the file."""
+        return self.pool.masks[start:stop] if "pool" in self.__dict__ else load_masks(self.dataset, "train", start,
+                                                                                     stop)
 
     def image_chunks(self, chunk_pixels: int | None = None) -> list[tuple[int, int]]:
         """Consecutive (start, stop) ranges of pool images of about ``chunk_pixels`` pixels each (default

@@ -238,10 +238,10 @@ class PixelUnit(QueryUnit):
         if "dump" not in job.settings:
             raise ValueError(f"round {job.round_index}: the model job's settings lack the pixel dump's ('dump': "
                              "alseg.plan.train_settings)")
-        dump, info, masks = job.settings["dump"], job.info, job.pool.masks
+        dump, info = job.settings["dump"], job.info
 
         def eligible(start: int, stop: int) -> np.ndarray:
-            return eligible_pixels(asked_mask(store, info.height, info.width, start, stop), masks[start:stop],
+            return eligible_pixels(asked_mask(store, info.height, info.width, start, stop), job.pool_masks(start, stop),
                                    info.ignore_index, dump["query_void"])
 
         return {"pixels": PixelDumpRequest(int(dump["budget"]), float(dump["top_percent"]), eligible,

@@ -88,7 +88,8 @@ class SuperpixelUnit(QueryUnit):
     def dump_request(self, job: Job, store: LabelStore) -> dict[str, Any]:
         from alseg.superpixels import read_superpixels
 
-        return {"superpixels": read_superpixels(job.file("superpixels"), expected_shape=job.pool.masks.shape)}
+        return {"superpixels": read_superpixels(job.file("superpixels"), expected_shape=(len(job.stems), job.info.height,
+                                                                                 job.info.width))}
 
     def select(self, job: Job) -> Table:
         from alseg.units.superpixel.select import select_superpixel_queries
