@@ -66,6 +66,9 @@ def prepare(root: Path, camvid: Path, resize: list[int] | None) -> tuple[Path, P
         prepare_dataset({"kind": "camvid", "root": str(camvid), "resize": resize}, dataset)
     if not model.is_file():
         classes = dataset_info(dataset).num_classes
+        import torch
+
+        torch.manual_seed(0)  # the same untrained head on every machine
         save_model(model, build_model(MODEL, classes), MODEL, classes)  # without `weights` in its config
     return dataset, model
 
