@@ -149,3 +149,15 @@ def test_bookkeeping_steps_do_not_import_torch_nor_superpixel_computing():
             "sys.exit(','.join(m for m in ('torch', 'alseg.superpixel_methods') if m in sys.modules) or None)")
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert done.returncode == 0, "a bookkeeping step imports what it does not use: " + done.stderr
+
+
+def test_the_train_params_keep_their_keys_and_order():
+    """Snakemake compares a rule's params as written, key order included: a reordered or new key reruns every
+    model job of every existing run. One shard and one training process add nothing to them."""
+    cfg = config(px={"strategy": "margin", "inference": {"shards": 1}, "training": {"gpus": 1}})
+    settings = plan.train_settings(cfg, "px", 1)
+    assert list(settings) == ["unit", "seed", "model", "training", "inference", "acquisition", "dump"]
+    assert "gpus" not in settings["training"] and "shards" not in settings["inference"]
+    more = config(px={"strategy": "margin", "inference": {"shards": 2}, "training": {"gpus": 2}})
+    assert plan.train_settings(more, "px", 1)["training"]["gpus"] == 2
+    assert plan.train_settings(more, "px", 1)["inference"]["shards"] == 2
