@@ -313,6 +313,25 @@ def schedule(training: dict) -> str:
             f"{training['batch_size']}")
 
 
+def reference_convergence(results: Path, cfg: dict) -> list[str]:
+    """One line per fully supervised run: its best epoch against its last and its val mIoU at both. A best
+    epoch before the last says that the reference stopped improving (trained to convergence)."""
+    lines = []
+    for name, experiment in cfg["experiments"].items():
+        log = results / name / "round_0" / "train_log.json"
+        if experiment["unit"] != "full" or not log.is_file():
+            continue
+        history = json.loads(log.read_text())["history"]
+        scored = [(h["epoch"], h["val_miou"]) for h in history if h["val_miou"] is not None]
+        best_epoch, best = max(scored, key=lambda item: item[1])
+        last_epoch, last = scored[-1]
+        verdict = ("converged: its best epoch is not its last" if best_epoch < last_epoch else
+                   "**best at its last epoch: it may still improve**")
+        lines.append(f"- {name}: best val mIoU {best:.4f} at epoch {best_epoch} of {history[-1]['epoch']} "
+                     f"(last scored {last:.4f}); {verdict}")
+    return lines
+
+
 def summary(out: Path, protocol: str, cfg: dict, wall: float, command: str, figures: Path) -> str:
     results = out / "results"
     curves, groups = curves_by_group(results, cfg)
@@ -349,6 +368,10 @@ def summary(out: Path, protocol: str, cfg: dict, wall: float, command: str, figu
         (results / "comparison.md").read_text() if (results / "comparison.md").is_file() else "(not yet run)",
         "",
         *[f"![test mIoU against {label}](camvid_{protocol}/comparison_{column}.png)" for column, label in COST_AXES],
+        "",
+        "## The fully supervised reference: trained to convergence?",
+        "",
+        *(reference_convergence(results, cfg) or ["(no fully supervised run)"]),
         "",
         "## The papers' claims",
         "",

@@ -135,3 +135,21 @@ def test_binary_selection_must_beat_the_better_baseline_in_every_seed(camvid):
     rr_only = claims(camvid, {"binary_greedy": [[0.3, 0.34, 0.36]] * 2,
                               "binary_rr": baselines["binary_rr"]}).binary_selection()
     assert rr_only.startswith("**holds**") and "greedy minus the better of RR: +2.5 points" in rr_only
+
+
+def test_the_reference_reports_whether_its_best_epoch_is_its_last(camvid, tmp_path):
+    def run(name: str, vals: list[float | None]) -> None:
+        folder = tmp_path / name / "round_0"
+        folder.mkdir(parents=True)
+        history = [{"epoch": e + 1, "val_miou": v} for e, v in enumerate(vals)]
+        (folder / "train_log.json").write_text(json.dumps({"history": history}))
+
+    run("full_seed0", [None, 0.40, None, 0.55, None, 0.54])
+    run("full_seed1", [None, 0.40, None, 0.50, None, 0.56])
+    run("margin_seed0", [None, 0.30])
+    cfg = {"experiments": {"full_seed0": {"unit": "full"}, "full_seed1": {"unit": "full"},
+                           "full_seed2": {"unit": "full"}, "margin_seed0": {"unit": "pixel"}}}
+    lines = camvid.reference_convergence(tmp_path, cfg)
+    assert len(lines) == 2  # seed 2 has not run, margin is no reference
+    assert "full_seed0: best val mIoU 0.5500 at epoch 4 of 6 (last scored 0.5400); converged" in lines[0]
+    assert "full_seed1: best val mIoU 0.5600 at epoch 6 of 6" in lines[1] and "may still improve" in lines[1]
