@@ -148,16 +148,18 @@ def train(dataset: PathLike, labels: PathLike, settings: Mapping[str, Any], roun
             shutil.copyfile(twin_model, tmp)  # type: ignore[arg-type]
         write_json_atomic(out_log, {**twin, "model_of": str(twin_model)})
         return
-    gpus = int(inputs.training.get("gpus", 1))
+    training = inputs.training
+    gpus = int(training.get("gpus", 1))
     if gpus == 1:
         _train_and_save(job, inputs, out_model, out_log, init_model)
         return
+    del job, inputs  # the ranks read the pool themselves: this process keeps no copy while they train
     import torch
 
     from alseg.distributed import launch
     from alseg.models import resolve_device
 
-    if resolve_device(inputs.training.get("device", "auto")).type == "cuda" and torch.cuda.device_count() < gpus:
+    if resolve_device(training.get("device", "auto")).type == "cuda" and torch.cuda.device_count() < gpus:
         raise ValueError(f"training.gpus is {gpus}, but this job sees {torch.cuda.device_count()} GPU(s) "
                          f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}): ask for "
                          f"{gpus} GPUs (the SLURM profile does) or set training.gpus to what the job has")
