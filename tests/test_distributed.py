@@ -52,7 +52,7 @@ def test_scaled_rank_means_average_to_the_whole_batch_mean() -> None:
     scales = [term_scales([n], [sum(counts)], World(rank, world))[0] for rank, n in enumerate(counts)]
     averaged = sum(s * (v.mean() if v.size else 0.0) for s, v in zip(scales, values)) / world
     assert averaged == pytest.approx(np.concatenate(values).mean(), rel=1e-12)
-    assert term_scales([0, 2], [0, 4], World(0, 2)) == [0.0, 1.0]
+    assert term_scales([0, 2], [0, 4], World(0, 2)) == (0.0, 1.0)
 
 
 def test_the_ranks_batches_are_the_one_process_batch_split() -> None:

@@ -59,7 +59,7 @@ def _term_counts(batch: _Batch, absent: torch.Tensor | None, present: torch.Tens
 
 def _batch_loss(logits: torch.Tensor, batch: _Batch, targets: list[torch.Tensor], absent: torch.Tensor | None,
                 present: torch.Tensor | None, weights: dict[str, float], device: torch.device,
-                scales: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                scales: tuple[float, ...] = (1.0, 1.0, 1.0),
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The loss of a batch, its point part and its answer part (None without answers).
 

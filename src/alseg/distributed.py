@@ -101,10 +101,10 @@ def all_reduce_sum(values: Sequence[float], world: World, device: torch.device) 
     return tensor.tolist()
 
 
-def term_scales(local: Sequence[float], total: Sequence[float], world: World) -> list[float]:
+def term_scales(local: Sequence[float], total: Sequence[float], world: World) -> tuple[float, ...]:
     """Per loss term, the factor ``k * n_j / N`` on this rank's mean: averaged over the ranks (as DDP
     averages gradients) the scaled means give the mean over the whole batch. 0 where N is 0."""
-    return [world.size * n / whole if whole else 0.0 for n, whole in zip(local, total)]
+    return tuple(world.size * n / whole if whole else 0.0 for n, whole in zip(local, total))
 
 
 def broadcast_from_main(value: object, world: World) -> object:
@@ -129,8 +129,8 @@ def launch(processes: int, module: str, arguments: Sequence[str], threads: int) 
     """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
                "--max-restarts=0", "-m", module, *arguments]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes)),
-           "ALSEG_RANK_THREADS": str(max(1, threads // processes))}
+    per_rank = str(max(1, threads // processes))
+    env = {**os.environ, "OMP_NUM_THREADS": per_rank, "ALSEG_RANK_THREADS": per_rank}
     process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None

@@ -248,7 +248,7 @@ def _train_step(run: _Run, data: _TrainingData, batch: _Batch, totals: _EpochTot
         logits = forward_logits(run.forward, x)
     scales = term_scales(counts, whole_batch, run.world)
     loss, point, answer = _batch_loss(logits, batch, targets, absent, present, data.loss_weights, run.device,
-                                      (scales[0], scales[1], scales[2]))
+                                      scales)
     if whole_batch[1] or whole_batch[2]:
         totals.answer_batches += 1
     if answer is not None:

@@ -235,6 +235,12 @@ def dataset_info(path: str | os.PathLike[str]) -> DatasetInfo:
         )
 
 
+def _check_split(path: str | os.PathLike[str], split: str) -> None:
+    """A DatasetError naming the file when ``split`` is not a split name."""
+    if split not in SPLITS:
+        raise DatasetError(f"{path}: no split {split!r}; splits are {', '.join(SPLITS)}")
+
+
 def load_split(path: str | os.PathLike[str], split: str) -> Split:
     """Read one split of a prepared dataset into memory.
 
@@ -255,8 +261,7 @@ def load_split(path: str | os.PathLike[str], split: str) -> Split:
     DatasetError
         If ``split`` is not a split name, or the file is missing, corrupt or truncated.
     """
-    if split not in SPLITS:
-        raise DatasetError(f"{path}: no split {split!r}; splits are {', '.join(SPLITS)}")
+    _check_split(path, split)
     with _open_prepared(path) as h5:
         group = h5[split]
         images = group["images"][()]
@@ -284,8 +289,7 @@ def load_masks(path: str | os.PathLike[str], split: str, start: int, stop: int) 
 
 def _load_range(path: str | os.PathLike[str], split: str, name: str, start: int, stop: int) -> np.ndarray:
     """Rows ``start .. stop`` of one split's ``images`` or ``masks``."""
-    if split not in SPLITS:
-        raise DatasetError(f"{path}: no split {split!r}; splits are {', '.join(SPLITS)}")
+    _check_split(path, split)
     with _open_prepared(path) as h5:
         rows = h5[split][name]
         if not 0 <= start <= stop <= rows.shape[0]:
@@ -300,8 +304,7 @@ class ImagesOnDisk:
 
     def __init__(self, path: str | os.PathLike[str], split: str) -> None:
         self.path, self.split = Path(path), split
-        if split not in SPLITS:
-            raise DatasetError(f"{path}: no split {split!r}; splits are {', '.join(SPLITS)}")
+        _check_split(path, split)
         with _open_prepared(path) as h5:
             self.shape: tuple[int, ...] = tuple(h5[split]["images"].shape)
             self.dtype = h5[split]["images"].dtype
@@ -318,7 +321,6 @@ class ImagesOnDisk:
 
 def load_stems(path: str | os.PathLike[str], split: str) -> list[str]:
     """The image names of one split of a prepared dataset, without reading its pixels."""
-    if split not in SPLITS:
-        raise DatasetError(f"{path}: no split {split!r}; splits are {', '.join(SPLITS)}")
+    _check_split(path, split)
     with _open_prepared(path) as h5:
         return [str(s) for s in h5[split]["stems"].asstr()[()]]
