@@ -82,7 +82,8 @@ def write_dump(path: Path, dataset: Path, labels: Path, exp: dict, model: torch.
     monkeypatch.setattr(PixelDumpWriter, "write", recording)
     job = Job(dataset, {"unit": "pixel", "seed": 0, "dump": UNIT.dump_settings(exp, 0)}, 0, {})
     write_inference(path, model, job.pool.images, C, batch_size=4, mc_passes=passes, mc_mode=mode, seed=3,
-                    groups=("pixel", "image"), log=lambda line: None, **UNIT.dump_request(job, load_labels(labels)))
+                    groups=("pixel", "image"), log=lambda line: None,
+                    **UNIT.dump_request(job, load_labels(labels), (0, len(job.stems))))
     monkeypatch.setattr(PixelDumpWriter, "write", original)
     return {name: np.concatenate(parts) for name, parts in seen.items()}
 
@@ -207,7 +208,7 @@ def test_shard_files_read_as_one_dump(tmp_path, dataset, round0, monkeypatch):
     exp = experiment()
     maps = write_dump(whole, dataset, round0, exp, confident_model(False), monkeypatch=monkeypatch)
     job = Job(dataset, {"unit": "pixel", "seed": 0, "dump": UNIT.dump_settings(exp, 0)}, 0, {})
-    request = UNIT.dump_request(job, load_labels(round0))["pixels"]
+    request = UNIT.dump_request(job, load_labels(round0), (0, N))["pixels"]
     shards = []
     for start, stop in ((4, N), (0, 4)):
         shards.append(tmp_path / f"shard_{start}.h5")

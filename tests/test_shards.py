@@ -64,7 +64,13 @@ def pool() -> tuple[torch.nn.Module, np.ndarray, SuperpixelMaps]:
     return model, images, maps
 
 
-def _write(paths: list[Path], pool, mc_passes: int) -> None:
+def _own_maps(maps: SuperpixelMaps, start: int, stop: int) -> SuperpixelMaps:
+    """The maps of pool images start..stop only, as a shard job reads them."""
+    return SuperpixelMaps(labels=maps.labels[start:stop], offsets=maps.offsets, images=np.arange(start, stop),
+                          attrs=maps.attrs)
+
+
+def _write(paths: list[Path], pool, mc_passes: int, own_maps: bool = False) -> None:
     model, images, maps = pool
     ranges = shard_ranges(len(images), len(paths), BATCH)
     # a pixel already asked in image 3: eligibility is by pool index in every shard
@@ -73,7 +79,8 @@ def _write(paths: list[Path], pool, mc_passes: int) -> None:
     request = PixelDumpRequest(2, 10.0, lambda start, stop: asked[start:stop], {"asked": "test"})
     for path, image_range in zip(paths, ranges):
         write_inference(path, model, images, NUM_CLASSES, batch_size=BATCH, mc_passes=mc_passes, seed=5,
-                        groups=("pixel", "image", "superpixel"), superpixels=maps, pixels=request,
+                        groups=("pixel", "image", "superpixel"),
+                        superpixels=_own_maps(maps, *image_range) if own_maps else maps, pixels=request,
                         image_range=image_range, shards=len(paths), attrs={"round": 0}, log=lambda line: None)
 
 
@@ -89,12 +96,13 @@ def _contents(paths: list[Path], n: int) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("mc_passes", [0, 3])
-def test_shards_hold_exactly_what_one_file_holds(tmp_path: Path, pool, mc_passes: int) -> None:
+@pytest.mark.parametrize("mc_passes, own_maps", [(0, False), (3, False), (0, True)])
+def test_shards_hold_exactly_what_one_file_holds(tmp_path: Path, pool, mc_passes: int, own_maps: bool) -> None:
+    """Also when each shard gets the superpixel maps of its own images only (``own_maps``)."""
     one = [tmp_path / "one.h5"]
     three = [tmp_path / name for name in dump_file_names(3)]
     _write(one, pool, mc_passes)
-    _write(three, pool, mc_passes)
+    _write(three, pool, mc_passes, own_maps)
     whole, joined = _contents(one, 7), _contents(three, 7)
     assert whole.keys() == joined.keys()
     for key in whole:
@@ -109,12 +117,23 @@ def test_more_shards_than_batches_leave_empty_shards_that_read_as_nothing(tmp_pa
     one = [tmp_path / "one.h5"]
     six = [tmp_path / name for name in dump_file_names(6)]
     _write(one, pool, 0)
-    _write(six, pool, 0)
+    _write(six, pool, 0, own_maps=True)
     whole, joined = _contents(one, 7), _contents(six, 7)
     for key in whole:
         np.testing.assert_array_equal(joined[key], whole[key], err_msg=key)
     with InferenceDump(six) as dump:
         assert dump.ranges == [(0, 2), (2, 4), (4, 6), (6, 7)]
+
+
+@pytest.mark.parametrize("start, stop", [(0, 3), (3, 7), (2, 7)])
+def test_maps_that_miss_part_of_the_shard_are_refused(tmp_path: Path, pool, start: int, stop: int) -> None:
+    """A shard of images 2..4 (or a whole file, 0..7) needs the maps of all its images."""
+    model, images, maps = pool
+    image_range = (2, 4) if (start, stop) != (2, 7) else (0, 7)
+    with pytest.raises(ValueError, match=f"do not cover pool images {image_range[0]}..{image_range[1]}"):
+        write_inference(tmp_path / "shard.h5", model, images, NUM_CLASSES, batch_size=BATCH, groups=("superpixel",),
+                        superpixels=_own_maps(maps, start, stop), image_range=image_range, log=lambda line: None)
+    assert not (tmp_path / "shard.h5").exists()
 
 
 def test_mc_passes_differ_between_batches_and_seeds(tmp_path: Path, pool) -> None:

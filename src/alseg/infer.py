@@ -131,8 +131,9 @@ def write_inference(
     groups : collection of str
         The groups to write, of :data:`DUMP_GROUPS` (what the experiment's query unit reads).
     superpixels : SuperpixelMaps, optional
-        Base superpixels of all ``images`` (:func:`alseg.superpixels.read_superpixels`), needed by the
-        ``superpixel`` group: the statistics of every base superpixel
+        Base superpixels of the images the dump covers, or of more consecutive ones
+        (:func:`alseg.superpixels.read_superpixels` with ``images=slice(*image_range)``: a shard job holds only
+        its own maps), needed by the ``superpixel`` group: the statistics of every base superpixel
         (:func:`alseg.acquire.superpixel_stats.superpixel_stats_from_probs`, one pass per batch).
     mc_mode : {"mean_softmax", "official"}
         ``official`` (:mod:`alseg.mc_dropout`; needs ``mc_passes`` >= 1): the pixel group's ``top1``,
@@ -254,8 +255,9 @@ class _SuperpixelStatistics:
 
     def __init__(self, h5: h5py.File, maps: SuperpixelMaps, images: tuple[int, int], num_images: int, height: int,
                  width: int, num_classes: int, compression: str) -> None:
-        _check_superpixel_maps(maps, num_images, height, width)
+        _check_superpixel_maps(maps, images, num_images, height, width)
         self.h5, self.maps = h5, maps
+        self.first_map = int(maps.images[0]) if len(maps.images) else 0  # the pool index of maps.labels[0]
         self.row_start = int(maps.offsets[images[0]])  # the global id of the file's first superpixel
         create_superpixel_group(h5, int(maps.offsets[images[1]]) - self.row_start, num_classes,
                                 {"method": maps.attrs.get("method", ""),
@@ -267,7 +269,8 @@ class _SuperpixelStatistics:
 
         stop = start + len(probs)
         stats, mean_prob = superpixel_stats_from_probs(
-            probs.cpu().numpy(), self.maps.labels[start:stop], self.maps.counts[start:stop],
+            probs.cpu().numpy(), self.maps.labels[start - self.first_map : stop - self.first_map],
+            self.maps.counts[start:stop],
             fields["top1"], fields["top2"], fields["pred"])
         write_superpixel_rows(self.h5, int(self.maps.offsets[start]) - self.row_start, {
             "pixel_count": stats.pixel_count, "uncertainty_sum": stats.uncertainty_sum,
@@ -289,8 +292,14 @@ class _Progress:
             self.progress.close()
 
 
-def _check_superpixel_maps(maps: SuperpixelMaps, num_images: int, height: int, width: int) -> None:
-    """The maps must cover every pool image, in order, at the images' size."""
-    if maps.labels.shape != (num_images, height, width) or not np.array_equal(maps.images, np.arange(num_images)):
-        raise ValueError(f"superpixel maps of shape {maps.labels.shape} (images {maps.images[:3]}...) do not cover "
-                         f"the {num_images} pool images of {height}x{width}")
+def _check_superpixel_maps(maps: SuperpixelMaps, images: tuple[int, int], num_images: int, height: int,
+                           width: int) -> None:
+    """The maps must be of consecutive pool images that include ``images`` (start, stop), at the images' size,
+    with the offsets of the whole pool."""
+    first = int(maps.images[0]) if len(maps.images) else images[0]
+    consecutive = np.array_equal(maps.images, np.arange(first, first + len(maps.images)))
+    if (maps.labels.shape[1:] != (height, width) or len(maps.offsets) != num_images + 1 or not consecutive
+            or first > images[0] or first + len(maps.images) < images[1]):
+        raise ValueError(f"superpixel maps of shape {maps.labels.shape} (pool images {maps.images[:3]}..., offsets of "
+                         f"{len(maps.offsets) - 1} images) do not cover pool images {images[0]}..{images[1]} of "
+                         f"{num_images} of {height}x{width}")

@@ -278,7 +278,7 @@ def infer(dataset: PathLike, model_path: PathLike, settings: Mapping[str, Any], 
                     mc_mode=mc_mode(settings["acquisition"]), seed=job.seed("infer"),
                     attrs={"model": model_checksum(model), "round": round_index, "classes": list(info.classes)},
                     groups=groups, image_range=shard_images, shards=shards,
-                    **unit.dump_request(job, load_labels(labels) if labels else LabelStore()))
+                    **unit.dump_request(job, load_labels(labels) if labels else LabelStore(), shard_images))
     which = f"images {shard_images[0]}..{shard_images[1]} (shard {shard} of {shards})" if shards > 1 else \
         f"{len(images)} pool images"
     log(f"round {round_index}: inference over {which} ({', '.join(groups) or 'no'} groups) -> {out}")

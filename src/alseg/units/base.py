@@ -275,11 +275,12 @@ class QueryUnit(ABC):
         will draw, e.g.): the model job's params hold them as ``dump``. Empty by default."""
         return {}
 
-    def dump_request(self, job: Job, store: LabelStore) -> dict[str, Any]:
+    def dump_request(self, job: Job, store: LabelStore, images: tuple[int, int]) -> dict[str, Any]:
         """Keyword arguments of :func:`alseg.infer.write_inference` that its :attr:`dump_groups` need (the
         base superpixels, the draws the pixel group covers). ``job``: the model job of round r (its settings
         hold :meth:`dump_settings` as ``dump``); ``store``: round r's label store, which the model was
-        trained on. Empty by default."""
+        trained on; ``images``: the pool images (start, stop) the dump or shard covers, all that the request
+        needs to hold. Empty by default."""
         return {}
 
     def extra_outputs(self, experiment: Mapping[str, Any]) -> tuple[str, ...]:

@@ -234,7 +234,7 @@ class PixelUnit(QueryUnit):
         return {"budget": experiment["budget"], "top_percent": acquisition["top_percent"],
                 "query_void": acquisition["query_void"]}
 
-    def dump_request(self, job: Job, store: LabelStore) -> dict[str, Any]:
+    def dump_request(self, job: Job, store: LabelStore, images: tuple[int, int]) -> dict[str, Any]:
         if "dump" not in job.settings:
             raise ValueError(f"round {job.round_index}: the model job's settings lack the pixel dump's ('dump': "
                              "alseg.plan.train_settings)")

@@ -85,11 +85,12 @@ class SuperpixelUnit(QueryUnit):
     def extra_outputs(self, experiment: Mapping[str, Any]) -> tuple[str, ...]:
         return ("overlays",) if experiment["superpixel"]["overlays"] > 0 else ()
 
-    def dump_request(self, job: Job, store: LabelStore) -> dict[str, Any]:
+    def dump_request(self, job: Job, store: LabelStore, images: tuple[int, int]) -> dict[str, Any]:
         from alseg.superpixels import read_superpixels
 
-        return {"superpixels": read_superpixels(job.file("superpixels"), expected_shape=(len(job.stems), job.info.height,
-                                                                                 job.info.width))}
+        pool_shape = (len(job.stems), job.info.height, job.info.width)
+        return {"superpixels": read_superpixels(job.file("superpixels"), images=slice(*images),
+                                                expected_shape=pool_shape)}
 
     def select(self, job: Job) -> Table:
         from alseg.units.superpixel.select import select_superpixel_queries
