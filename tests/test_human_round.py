@@ -20,6 +20,7 @@ import pytest
 import yaml
 from annotate_fixtures import make_dataset
 from conftest import REPO
+from test_workflow import ran_jobs
 
 from alseg.annotate.progress import progress_path_for
 from alseg.config import deep_merge
@@ -100,19 +101,6 @@ def snapshot(paths) -> dict[str, tuple[bytes, int]]:
 
 def human_files(workdir: Path) -> list[Path]:
     return sorted((workdir / "results").rglob("human_answers*"))
-
-
-def ran_jobs(done: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts by rule from Snakemake's 'Job stats' table."""
-    text = output(done)
-    counts: dict[str, int] = {}
-    if "Job stats:" in text:
-        for line in text.split("Job stats:", 1)[1].splitlines()[3:]:
-            parts = line.split()
-            if len(parts) != 2 or parts[0] == "total" or not parts[1].isdigit():
-                break
-            counts[parts[0]] = int(parts[1])
-    return counts
 
 
 @pytest.fixture(scope="module")
