@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 
 import h5py
@@ -111,6 +112,12 @@ def test_images_on_disk_read_the_slices_of_the_loaded_split(tmp_path) -> None:
     assert on_disk.shape == loaded.shape and len(on_disk) == 5 and on_disk.dtype == np.uint8
     for rows in (slice(0, 2), slice(2, 5), slice(3, None), slice(4, 4), slice(0, 9)):
         np.testing.assert_array_equal(on_disk[rows], loaded[rows])
+    for index in (0, np.int64(3), -1):
+        np.testing.assert_array_equal(on_disk[index], loaded[index])
+    assert on_disk.ndim == 4 and on_disk.nbytes == loaded.nbytes
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(on_disk))[2], loaded[2])  # after a read: reopens
+    with pytest.raises(IndexError, match="image 5 is outside split 'train' of 5"):
+        on_disk[5]
     with pytest.raises(TypeError, match="slice"):
         on_disk[[0, 2]]
     with pytest.raises(DatasetError, match="no split 'pool'"):
@@ -131,6 +138,23 @@ def test_a_job_reads_pool_slices_from_the_file_until_it_loads_the_pool(tmp_path)
     pool = job.pool
     assert job.pool_images() is pool.images  # once loaded, the loaded arrays
     np.testing.assert_array_equal(job.pool_masks(2, 5), loaded.masks[2:5])
+
+
+def test_a_job_trains_on_images_in_memory_unless_the_pool_is_too_large(tmp_path, monkeypatch) -> None:
+    from alseg.units import Job, base
+
+    out = tmp_path / "syn.h5"
+    prepare_dataset({"kind": "synthetic", "n_train": 5, "n_val": 1, "n_test": 1, "height": 16, "width": 24}, out)
+    loaded = load_split(out, "train")
+    small = Job(out, {"unit": "pixel"}, 1).training_images
+    assert isinstance(small, np.ndarray)
+    np.testing.assert_array_equal(small, loaded.images)
+    monkeypatch.setattr(base, "POOL_IN_MEMORY_BYTES", loaded.images.nbytes - 1)
+    job = Job(out, {"unit": "pixel"}, 1)
+    assert isinstance(job.training_images, ImagesOnDisk) and "pool" not in job.__dict__
+    np.testing.assert_array_equal(job.training_images[3], loaded.images[3])
+    loaded_first = Job(out, {"unit": "pixel"}, 1)
+    assert loaded_first.pool is not None and loaded_first.training_images is loaded_first.pool.images
 
 
 def test_seeded_split_by_ratios_without_split_lists(tmp_path, folder) -> None:

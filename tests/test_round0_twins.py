@@ -84,3 +84,22 @@ def test_training_digest_changes_with_any_setting_or_datum():
 def test_training_digest_reads_every_dtype_and_non_contiguous_arrays(dtype):
     a = np.arange(24).reshape(4, 6).astype(dtype)
     assert training_digest({}, {"a": a[:, ::2]}) == training_digest({}, {"a": np.ascontiguousarray(a[:, ::2])})
+
+
+def test_training_digest_of_images_on_disk_is_the_digest_of_the_loaded_images(tmp_path, monkeypatch):
+    """Read a few images at a time (here 2 of 5 per part), the pool gives the digest it gives in memory."""
+    import h5py
+
+    from alseg import model_job
+    from alseg.data import ImagesOnDisk
+
+    images = np.random.default_rng(0).integers(0, 256, (5, 4, 6, 3), dtype=np.uint8)
+    with h5py.File(tmp_path / "pool.h5", "w") as h5:
+        h5.create_dataset("train/images", data=images, chunks=(1, 4, 6, 3))
+    monkeypatch.setattr(model_job, "_DIGEST_CHUNK_BYTES", 2 * 4 * 6 * 3)
+    on_disk = ImagesOnDisk(tmp_path / "pool.h5", "train")
+    points = {"y": np.arange(3)}
+    assert training_digest({"seed": 1}, {"pool": on_disk, **points}) == training_digest({"seed": 1}, {"pool": images,
+                                                                                                    **points})
+    images[4, 3, 5, 2] ^= 1  # the last part counts too
+    assert training_digest({}, {"pool": on_disk}) != training_digest({}, {"pool": images})

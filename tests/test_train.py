@@ -220,3 +220,21 @@ def test_predict_shape_and_dtype(data) -> None:
     pred = predict(model, images, batch_size=3)
     assert pred.shape == images.shape[:3] and pred.dtype == np.uint8
     assert model.training  # predict restores the mode it found
+
+
+def test_images_on_disk_train_the_same_model(data, tmp_path) -> None:
+    """A pool too large to hold is read a sample at a time (loader threads reading at once): the same training."""
+    import h5py
+
+    from alseg.data import ImagesOnDisk
+
+    images, masks, val_images, val_masks = data
+    with h5py.File(tmp_path / "pool.h5", "w") as h5:
+        h5.create_dataset("train/images", data=images, chunks=(1, *images.shape[1:]), compression="gzip")
+    on_disk = ImagesOnDisk(tmp_path / "pool.h5", "train")
+    labels = _sparse_points(masks, per_class=3, seed=1)
+    runs = [train_model(MODEL, {**FAST, "epochs": 2, "val_every": 1}, pool, labels, val_images, val_masks, 2, IGNORE,
+                        seed=4, log=lambda s: None) for pool in (images, on_disk)]
+    assert model_checksum(runs[0].model) == model_checksum(runs[1].model)
+    in_memory, read = ([{k: v for k, v in h.items() if k != "seconds"} for h in r.history] for r in runs)
+    assert in_memory == read

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from alseg.augment import augment_sample
+from alseg.data import ImagesOnDisk
 from alseg.distributed import World, rank_positions
 from alseg.points import _PointsByImage
 
@@ -66,7 +67,7 @@ def _epoch_image_order(
 
 
 def _prepare_batch(
-    images: np.ndarray,
+    images: np.ndarray | ImagesOnDisk,
     points: _PointsByImage,
     batch_images: np.ndarray,
     sample_seeds: Sequence[Sequence[int]],
@@ -104,7 +105,7 @@ def _prepare_batch(
 
 
 def _batches(
-    images: np.ndarray,
+    images: np.ndarray | ImagesOnDisk,
     points: _PointsByImage,
     order: list[np.ndarray],
     seed: int,

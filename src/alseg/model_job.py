@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,13 @@ import numpy as np
 
 from alseg import __version__
 from alseg.atomic import atomic_path, write_json_atomic
-from alseg.data import Split, load_split
+from alseg.data import ImagesOnDisk, Split, load_split
 from alseg.joblog import log
 from alseg.labels import LabelStore, load_labels
 from alseg.points import PointLabels
 from alseg.torchfile import model_file_checksum
 from alseg.units import UNITS, Job, TrainingTargets, unit_named
+from alseg.units.base import POOL_IN_MEMORY_BYTES
 
 PathLike = str | os.PathLike[str]
 
@@ -68,6 +69,9 @@ def training_targets(store: LabelStore, job: Job) -> tuple[PointLabels, Training
     return combined, answers, {name: part.record for name, part in parts.items() if part.record}
 
 
+_DIGEST_CHUNK_BYTES = 1 << 26  # the digest reads images on disk 64 MB at a time
+
+
 def training_digest(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> str:
     """A hex digest of everything a training reads: equal digests mean the same training.
 
@@ -75,16 +79,28 @@ def training_digest(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray
     ----------
     settings : mapping
         JSON-able settings (model, schedule, seed, ...); key order does not matter.
-    arrays : mapping of str to ndarray
-        The data (training points, images, ...): names, dtypes, shapes and bytes all count.
+    arrays : mapping of str to ndarray or ImagesOnDisk
+        The data (training points, images, ...): names, dtypes, shapes and bytes all count. Images on disk
+        are read a chunk at a time (the digest of the loaded array).
     """
     h = hashlib.blake2b(digest_size=20)
     h.update(json.dumps(settings, sort_keys=True, default=repr).encode())
     for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
+        array = arrays[name] if isinstance(arrays[name], ImagesOnDisk) else np.ascontiguousarray(arrays[name])
+        h.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        for part in _parts(array):
+            h.update(memoryview(np.ascontiguousarray(part)).cast("B"))
     return h.hexdigest()
+
+
+def _parts(array: np.ndarray | ImagesOnDisk) -> Iterator[np.ndarray]:
+    """An array whole, or images on disk about :data:`_DIGEST_CHUNK_BYTES` at a time."""
+    if isinstance(array, np.ndarray):
+        yield array
+        return
+    step = max(1, _DIGEST_CHUNK_BYTES // max(array.nbytes // max(len(array), 1), 1))
+    for start in range(0, len(array), step):
+        yield array[start : start + step]
 
 
 @dataclass
@@ -118,7 +134,7 @@ def training_inputs(job: Job, store: LabelStore, init_model: PathLike | None = N
          "init_model": model_file_checksum(init_model) if init_model is not None else None, "alseg": version},
         {"image": points.image, "y": points.y, "x": points.x, "class": points.cls,
          "answers": answers.answers if answers.answers is not None else np.zeros(0, np.int8),
-         "pool": job.pool.images, "val": val.images, "val_masks": val.masks},
+         "pool": job.training_images, "val": val.images, "val_masks": val.masks},
     )
     return TrainingInputs(points, answers, records, val, seed, training, digest)
 
@@ -198,7 +214,10 @@ def _train_and_save(job: Job, inputs: TrainingInputs, out_model: PathLike, out_l
     init_state = load_model(init_model, torch.device("cpu"))[0].state_dict() if init_model is not None else None
     if main:
         log(f"round {round_index}: training on {len(inputs.points)} labelled pixels (seed {inputs.seed})")
-    result = train_model(job.settings["model"], inputs.training, job.pool.images, inputs.points, inputs.val.images,
+        if isinstance(job.training_images, ImagesOnDisk):
+            log(f"round {round_index}: the pool's images ({job.training_images.nbytes / 2**30:.1f} GiB, more than "
+                f"{POOL_IN_MEMORY_BYTES / 2**30:.1f}) are read from {job.dataset} a sample at a time")
+    result = train_model(job.settings["model"], inputs.training, job.training_images, inputs.points, inputs.val.images,
                          inputs.val.masks, num_classes=info.num_classes, ignore_index=info.ignore_index,
                          seed=inputs.seed, log=log, init_state=init_state, answers=inputs.answers.answers,
                          answer_loss=inputs.answers.answer_loss)

@@ -44,6 +44,7 @@ from torch import nn
 from alseg import joblog
 from alseg.batch_loss import _batch_answer_masks, _batch_loss, _term_counts
 from alseg.batches import _Batch, _batches, _epoch_image_order
+from alseg.data import ImagesOnDisk
 from alseg.defaults import TRAINING_DEFAULTS
 from alseg.distributed import World, all_reduce_sum, broadcast_from_main, current_world, term_scales
 from alseg.models import build_model, forward_logits, resolve_device
@@ -376,7 +377,7 @@ def _best_result(model: nn.Module, history: list[dict[str, Any]], best: _Best, h
 def train_model(
     model_cfg: dict[str, Any],
     train_cfg: dict[str, Any] | None,
-    images: np.ndarray,
+    images: np.ndarray | ImagesOnDisk,
     labels: PointLabels,
     val_images: np.ndarray | None,
     val_masks: np.ndarray | None,
@@ -403,8 +404,9 @@ def train_model(
         ``iterations_per_epoch`` (None: one pass over the labelled images; an int: that many batches),
         ``loader_threads`` (threads preparing batches; 0 prepares them inline), ``eval_batch_size``, ``gpus``
         (the ranks of the process group this call is one of, :mod:`alseg.distributed`; 1: no process group).
-    images : ndarray, uint8, shape (N, H, W, 3)
-        The pool; only images with at least one labelled point or binary answer are trained on.
+    images : ndarray, uint8, shape (N, H, W, 3), or ImagesOnDisk
+        The pool; only images with at least one labelled point or binary answer are trained on. On disk
+        (:class:`alseg.data.ImagesOnDisk`): each sample is read as a batch needs it, the same training.
     labels : PointLabels
         Labelled points into ``images``.
     val_images : ndarray, uint8, shape (M, H', W', 3), or None

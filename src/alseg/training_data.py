@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alseg.data import ImagesOnDisk
 from alseg.defaults import BINARY_DEFAULTS
 from alseg.points import PointLabels, _PointsByImage
 
@@ -28,7 +29,7 @@ class _TrainingData:
     with a point (int64) and those with answers but no point (int64, they join each batch); the checked
     answers (int8 (N, C) or None) and their loss weights."""
 
-    images: np.ndarray
+    images: np.ndarray | ImagesOnDisk
     points: _PointsByImage
     labelled_images: np.ndarray
     answer_only: np.ndarray
@@ -63,7 +64,7 @@ def _checked_answers(
     return answers.astype(np.int8, copy=False), weights
 
 
-def _training_data(images: np.ndarray, labels: PointLabels, num_classes: int, answers: np.ndarray | None,
+def _training_data(images: np.ndarray | ImagesOnDisk, labels: PointLabels, num_classes: int, answers: np.ndarray | None,
                    answer_loss: dict[str, float] | None, log: Log) -> _TrainingData:
     """Check the pool, points and answers; find the images to train on (an error when there are none)."""
     if images.ndim != 4 or images.shape[3] != 3:

@@ -298,9 +298,11 @@ def _load_range(path: str | os.PathLike[str], split: str, name: str, start: int,
 
 
 class ImagesOnDisk:
-    """The images of one split as an array-like read a slice at a time: ``shape``, ``dtype``, ``len`` and
-    ``images[start:stop]`` (uint8 (n, H, W, 3)), for steps that need part of a pool too large to hold (an
-    inference shard)."""
+    """The images of one split as an array-like read from the file as they are asked for: ``shape``,
+    ``dtype``, ``ndim``, ``nbytes``, ``len``, ``images[start:stop]`` (uint8 (n, H, W, 3)) and ``images[i]``
+    (uint8 (H, W, 3)), for steps that need part of a pool too large to hold (an inference shard) or a few
+    images at a time (training's samples). Image reads keep the file open; h5py serialises reads from
+    several threads."""
 
     def __init__(self, path: str | os.PathLike[str], split: str) -> None:
         self.path, self.split = Path(path), split
@@ -308,15 +310,41 @@ class ImagesOnDisk:
         with _open_prepared(path) as h5:
             self.shape: tuple[int, ...] = tuple(h5[split]["images"].shape)
             self.dtype = h5[split]["images"].dtype
+        self._h5: h5py.File | None = None
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
 
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, rows: slice) -> np.ndarray:
+    def __getitem__(self, rows: slice | int | np.integer) -> np.ndarray:
+        if isinstance(rows, (int, np.integer)):
+            index = int(rows) + (len(self) if rows < 0 else 0)
+            if not 0 <= index < len(self):
+                raise IndexError(f"{self.path}: image {int(rows)} is outside split {self.split!r} of {len(self)}")
+            return self._read_one(index)
         if not isinstance(rows, slice) or rows.step not in (None, 1):
-            raise TypeError("ImagesOnDisk reads consecutive images: index it with a slice")
+            raise TypeError("ImagesOnDisk reads consecutive images or one image: index it with a slice or an int")
         start, stop, _ = rows.indices(len(self))
         return _load_range(self.path, self.split, "images", start, max(start, stop))
+
+    def _read_one(self, index: int) -> np.ndarray:
+        try:
+            if self._h5 is None:
+                self._h5 = h5py.File(self.path, "r")
+            return self._h5[self.split]["images"][index]
+        except (OSError, KeyError, ValueError) as err:
+            raise DatasetError(f"{self.path}: cannot read image {index} of split {self.split!r}, the file is corrupt "
+                               f"or truncated ({err}); delete it so that the workflow rebuilds it") from err
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_h5": None}  # an open HDF5 file does not pickle; the copy reopens it
 
 
 def load_stems(path: str | os.PathLike[str], split: str) -> list[str]:

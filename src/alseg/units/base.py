@@ -48,6 +48,11 @@ Settings = Mapping[str, Any]
 #: section 10)
 CHUNK_PIXELS = 1 << 25
 
+#: Pool images up to this size (bytes) are held in memory while a model trains on them; a larger pool is read
+#: one sample at a time from the prepared file (a few ms per CamVid image), so that neither one train job
+#: nor each of k ranks holds it (docs/architecture.md, "Memory")
+POOL_IN_MEMORY_BYTES = 4 << 30
+
 #: How a missing file of a step is named in its error
 _FILES = {"labels": "round {previous}'s label store (labels.npz)",
           "inference": "round {previous}'s inference dump (inference.h5)",
@@ -103,6 +108,16 @@ class Job:
         """The pool images (N, H, W, 3): the loaded pool's when it is loaded, else read a slice at a time from
         the file (a step over part of the pool, an inference shard, never holds the rest)."""
         return self.pool.images if "pool" in self.__dict__ else ImagesOnDisk(self.dataset, "train")
+
+    @cached_property
+    def training_images(self) -> np.ndarray | ImagesOnDisk:
+        """The pool images (N, H, W, 3) that a model trains on: the loaded pool's when it is loaded, the images
+        alone in memory when they fit :data:`POOL_IN_MEMORY_BYTES`, else read one sample at a time from
+        the file. The same bytes in every case, so the same training."""
+        if "pool" in self.__dict__:
+            return self.pool.images
+        on_disk = ImagesOnDisk(self.dataset, "train")
+        return on_disk[:] if on_disk.nbytes <= POOL_IN_MEMORY_BYTES else on_disk
 
     def pool_masks(self, start: int, stop: int) -> np.ndarray:
         """The masks of pool images ``start .. stop`` (uint8 (stop - start, H, W)), from the loaded pool or
