@@ -208,10 +208,13 @@ def _open_prepared(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
     except DatasetError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as err:
-        raise DatasetError(
-            f"{path}: cannot read the prepared dataset, it is corrupt or truncated ({err}); delete it "
-            "so that the workflow rebuilds it"
-        ) from err
+        raise _unreadable(path, err) from err
+
+
+def _unreadable(path: str | os.PathLike[str], err: Exception) -> DatasetError:
+    """The error of a prepared file that HDF5 cannot read."""
+    return DatasetError(f"{path}: cannot read the prepared dataset, it is corrupt or truncated ({err}); delete it "
+                        "so that the workflow rebuilds it")
 
 
 def dataset_info(path: str | os.PathLike[str]) -> DatasetInfo:
@@ -339,9 +342,8 @@ class ImagesOnDisk:
             if self._h5 is None:
                 self._h5 = h5py.File(self.path, "r")
             return self._h5[self.split]["images"][index]
-        except (OSError, KeyError, ValueError) as err:
-            raise DatasetError(f"{self.path}: cannot read image {index} of split {self.split!r}, the file is corrupt "
-                               f"or truncated ({err}); delete it so that the workflow rebuilds it") from err
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise _unreadable(self.path, err) from err
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_h5": None}  # an open HDF5 file does not pickle; the copy reopens it
