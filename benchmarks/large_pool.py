@@ -14,7 +14,10 @@ included) and its peak resident set size (``VmHWM`` of the process at its end: `
 the parent's memory at the fork). Steps: pixel round 0 (random, 10 px per image) and round 1
 (margin, least confidence, entropy, random: 10 px per image from the top 5 %); superpixel round 1 (SP:
 class-balanced without merging; AMSP: with adaptive merging, eps 0.1) choosing one region per image;
-binary round 1 (greedy, one question per image, C_max 5).
+binary round 1 (greedy, one question per image, C_max 5). And the fully supervised reference's training
+inputs (``full_training_inputs``): its round-0 selection (every image's mask), then what a train job holds
+before its first batch: the training targets, the training digest and each image's points grouped for
+batches (``alseg.model_job.training_inputs``, ``alseg.training_data._training_data``; no model is built).
 
     nice -n 10 python benchmarks/large_pool.py --root /tmp/large_pool [--n 3000] [--out table.md]
 
@@ -39,7 +42,7 @@ import numpy as np
 
 CLASSES = 19
 STEPS = ("pixel_round0", "pixel_margin", "pixel_least_confidence", "pixel_entropy", "pixel_random",
-         "superpixel_sp", "superpixel_amsp", "binary_greedy")
+         "superpixel_sp", "superpixel_amsp", "binary_greedy", "full_training_inputs")
 
 
 def settings(step: str, n: int) -> tuple[dict[str, Any], int]:
@@ -186,8 +189,9 @@ def write_dump(root: Path, batch_size: int) -> None:
                         groups=("pixel", "image", "superpixel"), superpixels=maps, pixels=request)
 
 
-def generate(root: Path, n: int, height: int, width: int, batch_size: int) -> dict[str, float]:
-    """Write what is missing under ``root``; the seconds each part took."""
+def generate(root: Path, n: int, height: int, width: int, batch_size: int, only_pool: bool = False
+             ) -> dict[str, float]:
+    """Write what is missing under ``root`` (``only_pool``: the dataset alone); the seconds each part took."""
     root.mkdir(parents=True, exist_ok=True)
     parts = {"pool.h5": lambda: write_dataset(root / "pool.h5", n, height, width),
              "superpixels.h5": lambda: write_grid_superpixels(root / "superpixels.h5", n, height, width),
@@ -195,7 +199,7 @@ def generate(root: Path, n: int, height: int, width: int, batch_size: int) -> di
              "labels_superpixel.npz": lambda: round0(root, "superpixel"),
              "inference.h5": lambda: write_dump(root, batch_size)}
     seconds = {}
-    for name, make in parts.items():
+    for name, make in list(parts.items())[:1] if only_pool else parts.items():
         if not (root / name).exists():
             print(f"generating {name}...", file=sys.stderr, flush=True)
             started = time.perf_counter()
@@ -207,16 +211,41 @@ def generate(root: Path, n: int, height: int, width: int, batch_size: int) -> di
 # -- measuring ------------------------------------------------------------------------------------------
 
 
+def full_training_inputs(root: Path, out: Path) -> None:
+    """The fully supervised reference's round 0: its selection step, then its training inputs (module doc)."""
+    from alseg import steps
+    from alseg.config import deep_merge
+    from alseg.defaults import BUILTIN_DEFAULTS
+    from alseg.labels import LabelStore
+    from alseg.model_job import training_inputs
+    from alseg.queries import read_queries
+    from alseg.training_data import _training_data
+    from alseg.units import Job, unit_named
+    from alseg.units.full import add_dense_images
+
+    experiment = deep_merge(BUILTIN_DEFAULTS, {"dataset": "large", "unit": "full"})
+    steps.select_queries(root / "pool.h5", unit_named("full").select_settings(experiment, 0), 0, out / "queries.csv")
+    table = read_queries(out / "queries.csv")
+    store = add_dense_images(LabelStore(), 0, table["image_index"], table["pixels"])
+    job = Job(root / "pool.h5", {key: experiment[key] for key in ("unit", "seed", "model", "training")}, 0)
+    inputs = training_inputs(job, store)
+    _training_data(job.training_images, inputs.points, job.info.num_classes, None, None, print)
+
+
 def run_step(root: Path, step: str, core: int) -> None:
-    """One selection step, in this process (the child), pinned to ``core``."""
+    """One step, in this process (the child), pinned to ``core``."""
     os.sched_setaffinity(0, {core})
     from alseg import steps
 
+    out = root / "out" / step
+    out.mkdir(parents=True, exist_ok=True)
+    if step == "full_training_inputs":
+        full_training_inputs(root, out)
+        _write_peak(out)
+        return
     n = len(h5py.File(root / "pool.h5")["train/stems"])
     select, round_index = settings(step, n)
     unit = step.split("_")[0]
-    out = root / "out" / step
-    out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     if round_index > 0:
         files["labels"] = root / f"labels_{'superpixel' if unit == 'superpixel' else 'pixel'}.npz"
@@ -225,6 +254,11 @@ def run_step(root: Path, step: str, core: int) -> None:
     if unit == "superpixel":
         files.update(superpixels=root / "superpixels.h5", regions=out / "regions.npz")
     steps.select_queries(root / "pool.h5", select, round_index, out / "queries.csv", **files)
+    _write_peak(out)
+
+
+def _write_peak(out: Path) -> None:
+    """This process's peak resident set size (kB) to ``out/peak_kb``."""
     peak = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
     (out / "peak_kb").write_text(peak.split()[1])
 
@@ -246,14 +280,17 @@ def measure(root: Path, step: str, core: int) -> dict[str, float]:
 def report(root: Path, results: dict[str, dict[str, float]], generated: dict[str, float]) -> str:
     with h5py.File(root / "pool.h5") as h5:
         n, height, width = h5["train/masks"].shape
-    sizes = {name: (root / name).stat().st_size / 1e9 for name in ("pool.h5", "superpixels.h5", "inference.h5")}
-    with h5py.File(root / "inference.h5") as h5:
-        groups = {g: sum(h5[g][k].id.get_storage_size() if isinstance(h5[g][k], h5py.Dataset) else
-                         sum(d.id.get_storage_size() for d in h5[g][k].values()) for k in h5[g]) for g in h5}
+    sizes = {name: (root / name).stat().st_size / 1e9 for name in ("pool.h5", "superpixels.h5", "inference.h5")
+             if (root / name).exists()}
+    groups = {}
+    if "inference.h5" in sizes:
+        with h5py.File(root / "inference.h5") as h5:
+            groups = {g: sum(h5[g][k].id.get_storage_size() if isinstance(h5[g][k], h5py.Dataset) else
+                             sum(d.id.get_storage_size() for d in h5[g][k].values()) for k in h5[g]) for g in h5}
     lines = [f"Pool: {n} images of {height} x {width} ({n * height * width / 1e9:.2f} G pixels), 19 classes; "
-             f"files: dataset {sizes['pool.h5']:.2f} GB, superpixels {sizes['superpixels.h5']:.2f} GB, dump "
-             f"{sizes['inference.h5']:.2f} GB (" + ", ".join(f"{g} {b / (n * height * width):.3f} bytes/pixel"
-                                                          for g, b in groups.items()) + ").",
+             "files: " + ", ".join(f"{name} {size:.2f} GB" for name, size in sizes.items())
+             + "".join(f", dump group {g} {b / (n * height * width):.3f} bytes/pixel" for g, b in groups.items())
+             + ".",
              "Generated in " + ", ".join(f"{k} {v:.0f} s" for k, v in generated.items()) + "." if generated else "",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; each step "
              "pinned to one core.", "",
@@ -278,7 +315,8 @@ def main() -> None:
     if args.run_step:
         run_step(args.root, args.run_step, args.core)
         return
-    generated = generate(args.root, args.n, args.height, args.width, args.batch_size)
+    generated = generate(args.root, args.n, args.height, args.width, args.batch_size,
+                         only_pool=args.steps == ["full_training_inputs"])
     results = {}
     for step in args.steps:
         results[step] = measure(args.root, step, args.core)

@@ -124,8 +124,10 @@ def test_images_on_disk_read_the_slices_of_the_loaded_split(tmp_path) -> None:
         ImagesOnDisk(out, "pool")
 
 
-def test_a_job_reads_pool_slices_from_the_file_until_it_loads_the_pool(tmp_path) -> None:
-    from alseg.units import Job
+def test_a_job_reads_pool_slices_from_the_file_until_it_loads_the_pool(tmp_path, monkeypatch) -> None:
+    from alseg.units import Job, base
+
+    monkeypatch.setattr(base, "CHUNK_PIXELS", 2 * 16 * 24)
 
     out = tmp_path / "syn.h5"
     prepare_dataset({"kind": "synthetic", "n_train": 5, "n_val": 1, "n_test": 1, "height": 16, "width": 24}, out)
@@ -134,10 +136,14 @@ def test_a_job_reads_pool_slices_from_the_file_until_it_loads_the_pool(tmp_path)
     assert isinstance(job.pool_images(), ImagesOnDisk) and "pool" not in job.__dict__
     np.testing.assert_array_equal(job.pool_images()[1:4], loaded.images[1:4])
     np.testing.assert_array_equal(job.pool_masks(1, 4), loaded.masks[1:4])
+    chosen = np.array([4, 0, 3])  # read two images per chunk: three chunks, two of them used
+    np.testing.assert_array_equal(job.masks_of(chosen), loaded.masks[chosen])
+    assert job.masks_of(np.zeros(0, np.int64)).shape == (0, 16, 24)
     assert "pool" not in job.__dict__  # nothing above loaded the whole pool
     pool = job.pool
     assert job.pool_images() is pool.images  # once loaded, the loaded arrays
     np.testing.assert_array_equal(job.pool_masks(2, 5), loaded.masks[2:5])
+    np.testing.assert_array_equal(job.masks_of(chosen), loaded.masks[chosen])
 
 
 def test_a_job_trains_on_images_in_memory_unless_the_pool_is_too_large(tmp_path, monkeypatch) -> None:

@@ -24,7 +24,7 @@ from test_workflow_shards import snakemake
 
 from alseg.batches import _batches
 from alseg.distributed import World, rank_positions, term_scales
-from alseg.points import _PointsByImage
+from alseg.points import TrainingLabels
 from alseg.train import train_model
 
 WORKER = REPO / "tests" / "ddp_train_worker.py"
@@ -57,7 +57,7 @@ def test_scaled_rank_means_average_to_the_whole_batch_mean() -> None:
 
 def test_the_ranks_batches_are_the_one_process_batch_split() -> None:
     images, masks = _disc_data(7, seed=0)
-    points = _PointsByImage.group(_sparse_points(masks, 3, seed=0), len(images))
+    points = TrainingLabels((_sparse_points(masks, 3, seed=0),)).by_image(len(images))
     order = [np.array([3, 1, 4]), np.array([0, 6, 2]), np.array([5])]
     augment = {"scale": [0.8, 1.25], "color_jitter": 0.1}
     whole = list(_batches(images, points, order, 7, 2, augment, None, None))

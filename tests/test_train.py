@@ -9,7 +9,7 @@ import torch
 from alseg.augment import normalise_images
 from alseg.batch_loss import point_loss
 from alseg.models import build_model, forward_logits, model_checksum
-from alseg.points import PointLabels
+from alseg.points import DenseLabels, PointLabels, TrainingLabels
 from alseg.predict import evaluate, predict
 from alseg.train import train_model
 
@@ -62,22 +62,28 @@ def data():
     return train_images, train_masks, val_images, val_masks
 
 
-def test_from_masks_takes_every_non_ignore_pixel(data) -> None:
-    _, masks, _, _ = data
-    labels = PointLabels.from_masks(masks, IGNORE)
-    assert len(labels) == int((masks != IGNORE).sum())
-    np.testing.assert_array_equal(masks[labels.image, labels.y, labels.x], labels.cls)
-    assert labels.image.dtype == np.int32 and labels.cls.dtype == np.int16
+def test_dense_labels_train_the_model_of_their_points(data) -> None:
+    images, masks, val_images, val_masks = data
+    dense = DenseLabels(np.array([5, 0, 3]), masks[[5, 0, 3]], IGNORE)
+    cfg = {**FAST, "epochs": 2}
+    runs = [train_model(MODEL, cfg, images, labels, val_images, val_masks, 2, IGNORE, seed=3, log=lambda s: None)
+            for labels in (TrainingLabels((dense,)), dense.points())]
+    assert model_checksum(runs[0].model) == model_checksum(runs[1].model)
+    assert runs[0].history[-1]["points"] == runs[1].history[-1]["points"] > 0
+    assert [h["loss"] for h in runs[0].history] == [h["loss"] for h in runs[1].history]
 
 
-def test_from_masks_is_fast_for_camvid_sized_masks() -> None:
+def test_dense_labels_of_camvid_sized_masks_are_quick() -> None:
     import time
 
     masks = np.random.default_rng(0).integers(0, 12, (20, 360, 480), dtype=np.uint8)
     started = time.perf_counter()
-    labels = PointLabels.from_masks(masks, 11)
-    assert time.perf_counter() - started < 2.0  # ~170k points per image
-    assert len(labels) == int((masks != 11).sum())
+    labels = TrainingLabels((DenseLabels(np.arange(20), masks, 11),))
+    columns = {name: sum(p.size for p in labels.column(name).pieces()) for name in ("image", "y", "x", "class")}
+    groups = labels.by_image(20)
+    points = sum(groups.of(i)[0].size for i in range(20))
+    assert time.perf_counter() - started < 2.0  # ~160k points per image, each made four times
+    assert set(columns.values()) == {points} and points == len(labels) == int((masks != 11).sum())
 
 
 def test_sparse_points_reach_high_val_miou(data) -> None:

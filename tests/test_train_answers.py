@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from alseg.augment import augment_sample, normalise_images
-from alseg.models import forward_logits
-from alseg.points import PointLabels
+from alseg.models import forward_logits, model_checksum
+from alseg.points import PointLabels, TrainingLabels
 from alseg.train import train_model
 
 MODEL = {"name": "small_unet", "width": 8, "levels": 2}
@@ -88,6 +88,12 @@ def test_images_with_only_answers_are_trained_and_batches_are_not_skipped(one_th
     # one batch per image: image 0's single point may fall outside its crop (skipped), image 4 has no
     # point but answers, and its batch always trains
     assert all(h["skipped_batches"] <= 1 and np.isfinite(h["answer_loss"]) for h in result.history)
+    # answers alone: a training whose units gave no labelled pixel at all (no part) trains as one with none
+    alone = [train_model(MODEL, {**config, "epochs": 1}, pool, labels, None, None, 3, None, seed=0,
+                         log=lambda _: None, answers=answers)
+             for labels in (TrainingLabels(()), PointLabels([], [], [], []))]
+    assert model_checksum(alone[0].model) == model_checksum(alone[1].model)
+    assert alone[0].history[0]["points"] == 0 and np.isfinite(alone[0].history[0]["answer_loss"])
     with pytest.raises(ValueError, match="answers must have shape"):
         train_model(MODEL, config, pool, points, None, None, 3, None, seed=0, answers=answers[:4])
     contradictory = np.zeros((5, 3), dtype=np.int8)

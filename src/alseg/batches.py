@@ -21,7 +21,7 @@ import numpy as np
 from alseg.augment import augment_sample
 from alseg.data import ImagesOnDisk
 from alseg.distributed import World, rank_positions
-from alseg.points import _PointsByImage
+from alseg.points import PointsByImage
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def _epoch_image_order(
 
 def _prepare_batch(
     images: np.ndarray | ImagesOnDisk,
-    points: _PointsByImage,
+    points: PointsByImage,
     batch_images: np.ndarray,
     sample_seeds: Sequence[Sequence[int]],
     augment_cfg: dict[str, Any] | None,
@@ -106,7 +106,7 @@ def _prepare_batch(
 
 def _batches(
     images: np.ndarray | ImagesOnDisk,
-    points: _PointsByImage,
+    points: PointsByImage,
     order: list[np.ndarray],
     seed: int,
     epoch: int,

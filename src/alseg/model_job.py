@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from alseg.atomic import atomic_path, write_json_atomic
 from alseg.data import ImagesOnDisk, Split, load_split
 from alseg.joblog import log
 from alseg.labels import LabelStore, load_labels
-from alseg.points import PointLabels
+from alseg.points import POINT_COLUMNS, PointColumn, TrainingLabels
 from alseg.torchfile import model_file_checksum
 from alseg.units import UNITS, Job, TrainingTargets, unit_named
 from alseg.units.base import POOL_IN_MEMORY_BYTES
@@ -50,23 +50,19 @@ def limit_threads(threads: int) -> None:
     torch.set_num_threads(max(1, min(int(threads), len(os.sched_getaffinity(0)))))
 
 
-def training_targets(store: LabelStore, job: Job) -> tuple[PointLabels, TrainingTargets, dict[str, Any]]:
-    """Every unit's contribution to training, combined: the labelled points (in unit order), the
-    image-level answers (at most one unit may give them) and each unit's record for the training log."""
+def training_targets(store: LabelStore, job: Job) -> tuple[TrainingLabels, TrainingTargets, dict[str, Any]]:
+    """Every unit's contribution to training, combined: the labelled pixels (the units' parts in unit
+    order), the image-level answers (at most one unit may give them) and each unit's record for the
+    training log."""
     parts = {unit.name: unit.training_targets(store, job) for unit in UNITS.values()}
     parts = {name: part for name, part in parts.items() if part is not None}
-    points = [part.points for part in parts.values() if part.points is not None]
-    if len(points) == 1:
-        combined = points[0]
-    else:
-        combined = PointLabels(*(np.concatenate([getattr(p, name) for p in points] or [np.zeros(0, np.int32)])
-                                 for name in ("image", "y", "x", "cls")))
+    labels = TrainingLabels(tuple(part.points for part in parts.values() if part.points is not None))
     with_answers = [part for part in parts.values() if part.answers is not None]
     if len(with_answers) > 1:
         raise ValueError(f"round {job.round_index}: the label store holds image-level answers of "
                          f"{len(with_answers)} units; an experiment trains on one unit's answers")
     answers = with_answers[0] if with_answers else TrainingTargets()
-    return combined, answers, {name: part.record for name, part in parts.items() if part.record}
+    return labels, answers, {name: part.record for name, part in parts.items() if part.record}
 
 
 _DIGEST_CHUNK_BYTES = 1 << 26  # the digest reads images on disk 64 MB at a time
@@ -79,26 +75,36 @@ def training_digest(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray
     ----------
     settings : mapping
         JSON-able settings (model, schedule, seed, ...); key order does not matter.
-    arrays : mapping of str to ndarray or ImagesOnDisk
+    arrays : mapping of str to ndarray, ImagesOnDisk or PointColumn
         The data (training points, images, ...): names, dtypes, shapes and bytes all count. Images on disk
-        are read a chunk at a time (the digest of the loaded array).
+        are read a chunk at a time and point columns a piece at a time (the digest of the loaded array).
     """
     h = hashlib.blake2b(digest_size=20)
     h.update(json.dumps(settings, sort_keys=True, default=repr).encode())
     for name in sorted(arrays):
-        array = arrays[name] if isinstance(arrays[name], ImagesOnDisk) else np.ascontiguousarray(arrays[name])
+        array = arrays[name]
+        array = array if isinstance(array, (ImagesOnDisk, PointColumn)) else np.ascontiguousarray(array)
         h.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
-        step = max(1, _DIGEST_CHUNK_BYTES // max(array.nbytes // max(len(array), 1), 1))
-        for start in range(0, len(array), step):  # fed in parts, the hash is the whole's
-            h.update(memoryview(np.ascontiguousarray(array[start : start + step])).cast("B"))
+        for piece in _pieces(array):  # fed in parts, the hash is the whole's
+            h.update(memoryview(np.ascontiguousarray(piece)).cast("B"))
     return h.hexdigest()
+
+
+def _pieces(array: np.ndarray | ImagesOnDisk | PointColumn) -> Iterator[np.ndarray]:
+    """Consecutive parts of ``array``: a point column's own pieces, else about 64 MB each."""
+    if isinstance(array, PointColumn):
+        yield from array.pieces()
+        return
+    step = max(1, _DIGEST_CHUNK_BYTES // max(array.nbytes // max(len(array), 1), 1))
+    for start in range(0, len(array), step):
+        yield array[start : start + step]
 
 
 @dataclass
 class TrainingInputs:
     """What a round's training reads, and its :func:`training_digest`."""
 
-    points: PointLabels
+    points: TrainingLabels
     answers: TrainingTargets
     records: dict[str, Any]
     val: Split
@@ -123,7 +129,7 @@ def training_inputs(job: Job, store: LabelStore, init_model: PathLike | None = N
         {"model": job.settings["model"], "training": training, "seed": seed, "classes": info.num_classes,
          "ignore_index": info.ignore_index, "answer_loss": answers.answer_loss,
          "init_model": model_file_checksum(init_model) if init_model is not None else None, "alseg": version},
-        {"image": points.image, "y": points.y, "x": points.x, "class": points.cls,
+        {**{name: points.column(name) for name in POINT_COLUMNS},
          "answers": answers.answers if answers.answers is not None else np.zeros(0, np.int8),
          "pool": job.training_images, "val": val.images, "val_masks": val.masks},
     )

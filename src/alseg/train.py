@@ -3,7 +3,7 @@
 The loss is cross-entropy gathered at the labelled points only (``logits[b, :, y, x]``), averaged over the
 points of a batch: no dense mask with an ignore value is ever built, so a point is never lost to a
 nearest-neighbour resize and an unlabelled pixel never contributes. Dense full supervision is the special
-case where every non-ignore pixel is a point (:meth:`alseg.points.PointLabels.from_masks`).
+case where every non-ignore pixel is a point (:class:`alseg.points.DenseLabels`).
 
 Binary answers ("is class c in image i?", :mod:`alseg.binary_loss`) are an optional second signal: images
 with an answer are trained on even without a labelled point. Such answer-only images do not take the place
@@ -48,7 +48,7 @@ from alseg.data import ImagesOnDisk
 from alseg.defaults import TRAINING_DEFAULTS
 from alseg.distributed import World, all_reduce_sum, broadcast_from_main, current_world, term_scales
 from alseg.models import build_model, forward_logits, resolve_device
-from alseg.points import PointLabels
+from alseg.points import PointLabels, TrainingLabels
 from alseg.predict import evaluate
 from alseg.training_data import _training_data, _TrainingData
 
@@ -378,7 +378,7 @@ def train_model(
     model_cfg: dict[str, Any],
     train_cfg: dict[str, Any] | None,
     images: np.ndarray | ImagesOnDisk,
-    labels: PointLabels,
+    labels: TrainingLabels | PointLabels,
     val_images: np.ndarray | None,
     val_masks: np.ndarray | None,
     num_classes: int,
@@ -407,8 +407,8 @@ def train_model(
     images : ndarray, uint8, shape (N, H, W, 3), or ImagesOnDisk
         The pool; only images with at least one labelled point or binary answer are trained on. On disk
         (:class:`alseg.data.ImagesOnDisk`): each sample is read as a batch needs it, the same training.
-    labels : PointLabels
-        Labelled points into ``images``.
+    labels : TrainingLabels or PointLabels
+        Labelled points into ``images`` (:mod:`alseg.points`).
     val_images : ndarray, uint8, shape (M, H', W', 3), or None
     val_masks : ndarray, uint8, shape (M, H', W'), or None
         Checkpoint selection set (never the test split). None or M = 0: the last epoch is kept.

@@ -14,7 +14,7 @@ import numpy as np
 
 from alseg.data import ImagesOnDisk
 from alseg.defaults import BINARY_DEFAULTS
-from alseg.points import PointLabels, _PointsByImage
+from alseg.points import PointLabels, PointsByImage, TrainingLabels
 
 #: Weights of the binary-answer losses (``absent_weight``, ``presence_weight``) and the log-sum-exp
 #: sharpness ``lse_r`` (the config's ``binary.loss``).
@@ -30,7 +30,7 @@ class _TrainingData:
     answers (int8 (N, C) or None) and their loss weights."""
 
     images: np.ndarray | ImagesOnDisk
-    points: _PointsByImage
+    points: PointsByImage
     labelled_images: np.ndarray
     answer_only: np.ndarray
     answers: np.ndarray | None
@@ -64,13 +64,14 @@ def _checked_answers(
     return answers.astype(np.int8, copy=False), weights
 
 
-def _training_data(images: np.ndarray | ImagesOnDisk, labels: PointLabels, num_classes: int, answers: np.ndarray | None,
-                   answer_loss: dict[str, float] | None, log: Log) -> _TrainingData:
+def _training_data(images: np.ndarray | ImagesOnDisk, labels: TrainingLabels | PointLabels, num_classes: int,
+                   answers: np.ndarray | None, answer_loss: dict[str, float] | None, log: Log) -> _TrainingData:
     """Check the pool, points and answers; find the images to train on (an error when there are none)."""
     if images.ndim != 4 or images.shape[3] != 3:
         raise ValueError(f"images must be (N, H, W, 3), got shape {images.shape}")
+    labels = labels if isinstance(labels, TrainingLabels) else TrainingLabels((labels,))
     labels.validate(len(images), images.shape[1], images.shape[2], num_classes)
-    labelled_images = np.unique(labels.image).astype(np.int64)
+    labelled_images = labels.images()
     answers, loss_weights = _checked_answers(answers, answer_loss, len(images), num_classes, log)
     answer_only = np.zeros(0, dtype=np.int64)  # images with answers and no labelled point
     if answers is not None:
@@ -79,5 +80,4 @@ def _training_data(images: np.ndarray | ImagesOnDisk, labels: PointLabels, num_c
             labelled_images, answer_only = answer_only, answer_only[:0]
     if labelled_images.size == 0:
         raise ValueError("no labelled points: nothing to train on")
-    return _TrainingData(images, _PointsByImage.group(labels, len(images)), labelled_images, answer_only,
-                         answers, loss_weights)
+    return _TrainingData(images, labels.by_image(len(images)), labelled_images, answer_only, answers, loss_weights)

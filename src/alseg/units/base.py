@@ -36,7 +36,7 @@ from alseg.seeds import step_seed
 
 if TYPE_CHECKING:
     from alseg.data import Split
-    from alseg.points import PointLabels
+    from alseg.points import DenseLabels, PointLabels
     from alseg.regions import RegionSource
 
 PathLike = str | os.PathLike[str]
@@ -125,6 +125,19 @@ class Job:
         return self.pool.masks[start:stop] if "pool" in self.__dict__ else load_masks(self.dataset, "train", start,
                                                                                      stop)
 
+    def masks_of(self, images: np.ndarray) -> np.ndarray:
+        """The masks of the pool images ``images`` (int (D,)), in that order: uint8 (D, H, W), from the loaded
+        pool or read from the file a chunk of images at a time (never the whole pool's masks at once)."""
+        images = np.asarray(images, dtype=np.int64)
+        if "pool" in self.__dict__:
+            return self.pool.masks[images]
+        masks = np.empty((images.size, self.info.height, self.info.width), dtype=np.uint8)
+        for start, stop in self.image_chunks():
+            rows = np.flatnonzero((images >= start) & (images < stop))
+            if rows.size:
+                masks[rows] = load_masks(self.dataset, "train", start, stop)[images[rows] - start]
+        return masks
+
     def image_chunks(self, chunk_pixels: int | None = None) -> list[tuple[int, int]]:
         """Consecutive (start, stop) ranges of pool images of about ``chunk_pixels`` pixels each (default
         :data:`CHUNK_PIXELS`; one image at least): what a step that streams the pool holds at a time."""
@@ -191,8 +204,8 @@ class TrainingTargets:
 
     Attributes
     ----------
-    points : PointLabels or None
-        Labelled pixels (image, y, x, class).
+    points : PointLabels, DenseLabels or None
+        Labelled pixels (image, y, x, class), or whole images labelled by their masks.
     answers : ndarray of int8, shape (N, C), or None
         Image-level answers: +1 the class is in the image, -1 it is not, 0 unknown
         (:mod:`alseg.binary_loss`).
@@ -202,7 +215,7 @@ class TrainingTargets:
         Goes to ``train_log.json`` under the unit's name (what was trained on, for the audit).
     """
 
-    points: PointLabels | None = None
+    points: PointLabels | DenseLabels | None = None
     answers: np.ndarray | None = None
     answer_loss: dict[str, float] | None = None
     record: dict[str, Any] = field(default_factory=dict)

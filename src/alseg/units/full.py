@@ -5,7 +5,8 @@
 every labelled pixel of the pool. The dense initial set of binary and tags experiments
 (``initial: {kind: dense}``) asks the same queries of a few random images (:mod:`alseg.units.initial`).
 The store records each image as densely labelled (``dense_*``), not pixel by pixel: at 360 x 480 the
-CamVid pool has 63M pixels, and one CSV row or store entry each would take gigabytes.
+CamVid pool has 63M pixels, and one CSV row or store entry each would take gigabytes. Training reads the
+labelled images' masks (:class:`alseg.points.DenseLabels`), not their pixels as points.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from alseg.labels import LabelStore
-from alseg.points import PointLabels
+from alseg.points import DenseLabels, labelled_counts
 from alseg.queries import SKIP, Table, query_table
 from alseg.units.base import Job, QueryUnit, SimulatedAnswers, TrainingTargets, fixed_cost
 
@@ -26,20 +27,11 @@ MASK = "mask"
 DENSE = "dense"
 
 
-def labelled_counts(masks: np.ndarray, ignore_index: int | None) -> np.ndarray:
-    """Pixels with a class in each mask (ignore excluded), shape (N,), int64, from masks (N, H, W)."""
-    masks = np.asarray(masks)
-    if ignore_index is None:
-        return np.full(masks.shape[0], masks.shape[1] * masks.shape[2], dtype=np.int64)
-    return (masks != ignore_index).sum(axis=(1, 2), dtype=np.int64)
-
-
 def image_queries(job: Job, images: np.ndarray) -> Table:
     """One ``image`` query per pool image of ``images`` (sorted pool indices), strategy ``dense``."""
     images = np.asarray(images, dtype=np.int64)
-    pool = job.pool
-    return query_table(job.round_index, images, pool.stems, "image", DENSE, job.seed("select_queries"),
-                       pixels=labelled_counts(pool.masks[images], job.info.ignore_index))
+    return query_table(job.round_index, images, job.stems, "image", DENSE, job.seed("select_queries"),
+                       pixels=labelled_counts(job.masks_of(images), job.info.ignore_index))
 
 
 def add_dense_images(store: LabelStore, round_index: int, images: np.ndarray, pixels: np.ndarray) -> LabelStore:
@@ -116,9 +108,8 @@ class FullUnit(QueryUnit):
     def training_targets(self, store: LabelStore, job: Job) -> TrainingTargets | None:
         if store["dense_image"].size == 0:
             return None
-        dense = PointLabels.from_masks(job.pool.masks[store["dense_image"]], job.info.ignore_index)
-        return TrainingTargets(points=PointLabels(image=store["dense_image"][dense.image], y=dense.y, x=dense.x,
-                                                  cls=dense.cls))
+        images = store["dense_image"]
+        return TrainingTargets(points=DenseLabels(images, job.masks_of(images), job.info.ignore_index))
 
     def answer_hint(self, class_range: str) -> str:
         return MASK
