@@ -18,7 +18,16 @@ from alseg.data import dataset_info, load_split
 from alseg.data.prepared import prepare_dataset
 from alseg.labels import load_labels
 from alseg.queries import read_queries
-from alseg.report import _draw_axis, curve_styles, markdown_summary, per_class_table, plot_axis, read_rows, round_table
+from alseg.report import (
+    _draw_axis,
+    curve_styles,
+    markdown_summary,
+    mean_interval,
+    per_class_table,
+    plot_axis,
+    read_rows,
+    round_table,
+)
 from alseg.units import labelled_pixels
 
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
@@ -94,6 +103,11 @@ def test_round_table_gives_mean_spread_and_percent_of_the_reference():
     assert m1["seeds"] == 2 and m1["miou_mean"] == pytest.approx(0.5)
     assert m1["miou_std"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
     assert (m1["miou_min"], m1["miou_max"]) == (0.4, 0.6)
+    half = 12.7062 * np.std([0.4, 0.6], ddof=1) / np.sqrt(2)  # Student t, 1 degree of freedom, 97.5%
+    assert (m1["miou_ci95_low"], m1["miou_ci95_high"]) == (pytest.approx(0.5 - half, abs=1e-4),
+                                                           pytest.approx(0.5 + half, abs=1e-4))
+    one_seed = next(r for r in rows if r["group"] == "full")
+    assert one_seed["miou_ci95_low"] is None and one_seed["miou_ci95_high"] is None
     assert m1["percent_of_reference"] == pytest.approx(62.5) and m1["reference"] == "full"
     assert next(r for r in rows if r["group"] == "full")["percent_of_reference"] == pytest.approx(100)
     assert all(r["percent_of_reference"] is None for r in round_table(curves, groups))
@@ -106,7 +120,16 @@ def test_per_class_table_averages_the_final_round_over_seeds_and_markdown_shows_
                         "iou_road": pytest.approx(0.8), "iou_pole": pytest.approx(0.2)}]
     text = markdown_summary(round_table(curves, {"a": "g", "b": "g"}), classes)
     assert "| g | 2 |  | 15.0 ± 7.1 | 40.0 ± 14.1 |" in text
+    assert "| g | 2 | [-48.5, 78.5] | [-87.1, 167.1] |" in text  # 95% intervals of the mean: two seeds, t = 12.7
     assert "| g | 1 | 40.0 | 80.0 | 20.0 |" in text
+
+
+def test_the_interval_of_the_mean_narrows_with_seeds_at_the_same_spread():
+    three, ten = mean_interval([0.40, 0.42, 0.44]), mean_interval([0.40, 0.42, 0.44] * 3 + [0.42])
+    assert three == (pytest.approx(0.42 - 4.3027 * 0.02 / np.sqrt(3), abs=1e-5),
+                     pytest.approx(0.42 + 4.3027 * 0.02 / np.sqrt(3), abs=1e-5))
+    assert ten[1] - ten[0] < (three[1] - three[0]) / 3
+    assert mean_interval([0.5]) is None and mean_interval([]) is None
 
 
 def test_axis_plot_is_written(tmp_path):

@@ -176,6 +176,20 @@ def _spread(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
+    """The Student-t interval of the mean of ``values`` (seeds) at ``level``; None for fewer than two.
+
+    With n seeds it is mean ± t(n - 1) * std / sqrt(n): t is 12.7 for two seeds and 4.3 for three, so
+    few seeds give wide intervals, as they should."""
+    if len(values) < 2:
+        return None
+    from scipy.stats import t
+
+    mean, std = _spread(values)
+    half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * std / math.sqrt(len(values))
+    return mean - half, mean + half
+
+
 def final_miou(members: Sequence[Sequence[Mapping[str, Any]]]) -> float | None:
     """Mean final-round test mIoU of a group's curves (None for no curves)."""
     finals = [float(curve[-1]["miou"]) for curve in members]
@@ -193,7 +207,8 @@ def round_table(
 
     A round is summarised over the experiments that reached it (``seeds`` says how many). Columns:
     ``group, round, seeds, labelled_pixels, clicks, hours, miou_mean, miou_std, miou_min, miou_max,
-    reference, percent_of_reference`` (both empty where the group has no reference among ``curves``).
+    miou_ci95_low, miou_ci95_high`` (:func:`mean_interval`; empty for one seed), ``reference,
+    percent_of_reference`` (both empty where the group has no reference among ``curves``).
     """
     grouped = group_curves(curves, groups)
     rows = []
@@ -204,6 +219,7 @@ def round_table(
             at = [curve[r] for curve in members if len(curve) > r]
             miou = [float(row["miou"]) for row in at]
             mean, std = _spread(miou)
+            interval = mean_interval(miou)
             rows.append({
                 "group": group,
                 "round": r,
@@ -213,6 +229,8 @@ def round_table(
                 "miou_std": std,
                 "miou_min": min(miou),
                 "miou_max": max(miou),
+                "miou_ci95_low": None if interval is None else interval[0],
+                "miou_ci95_high": None if interval is None else interval[1],
                 "reference": reference if ref else None,
                 "percent_of_reference": None if not ref else 100 * mean / ref,
             })
@@ -283,6 +301,7 @@ def markdown_summary(round_rows: Sequence[Mapping[str, Any]], class_rows: Sequen
         seeds = max(row["seeds"] for row in by_round.values())
         reference = by_round[min(by_round)].get("reference") or ""
         lines.append(f"| {group} | {seeds} | {reference} | " + " | ".join(cells) + " |")
+    lines += _interval_lines(round_rows, rounds)
     lines += ["", "Cost at the final round (mean over seeds):", "", "| group | round | labelled pixels | clicks | hours |",
               "|---|---:|---:|---:|---:|"]
     for group in dict.fromkeys(row["group"] for row in round_rows):
@@ -298,6 +317,25 @@ def markdown_summary(round_rows: Sequence[Mapping[str, Any]], class_rows: Sequen
             lines.append(f"| {row['group']} | {row['round']} | {100 * row['miou']:.1f} | "
                          + " | ".join(f"{100 * row[c]:.1f}" for c in classes) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _interval_lines(round_rows: Sequence[Mapping[str, Any]], rounds: Sequence[int]) -> list[str]:
+    """The 95% intervals of the mean test mIoU of the groups with several seeds, as a Markdown table."""
+    groups = [g for g in dict.fromkeys(row["group"] for row in round_rows)
+              if any(row["seeds"] > 1 for row in round_rows if row["group"] == g)]
+    if not groups:
+        return []
+    lines = ["", "95% interval of the mean test mIoU (%) over seeds (Student t with seeds - 1 degrees of freedom: "
+                 "t = 12.7 for 2 seeds, 4.3 for 3):", "",
+             "| group | seeds | " + " | ".join(f"round {r}" for r in rounds) + " |",
+             "|---|---:|" + "---:|" * len(rounds)]
+    for group in groups:
+        by_round = {int(row["round"]): row for row in round_rows if row["group"] == group}
+        cells = [f"[{100 * row['miou_ci95_low']:.1f}, {100 * row['miou_ci95_high']:.1f}]"
+                 if row is not None and row.get("miou_ci95_low") is not None else ""
+                 for row in (by_round.get(r) for r in rounds)]
+        lines.append(f"| {group} | {max(row['seeds'] for row in by_round.values())} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown_by_dataset(tables: Mapping[str, tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]]
