@@ -56,7 +56,7 @@ rule all:
     input:
         expand(f"{RESULTS}/{{exp}}/learning_curve.csv", exp=EXPERIMENTS),
         [file for exp in EXPERIMENTS for r in experiment_rounds(exp) for file in plan.inference_files(CFG, exp, r)],
-        f"{RESULTS}/comparison.csv",
-        f"{RESULTS}/comparison.png",
+        COMPARISON["table"],
+        COMPARISON["plot"],
         unit_round_targets(),
     default_target: True

@@ -16,7 +16,9 @@ Usage::
 always added); results are cached in the work folder, so a later invocation with more experiments or a
 later ``--round`` only runs what is missing. The summary covers the experiments of the invocation. ``--seeds 0 1 2`` runs every
 experiment once per seed and reports the mean and spread. CamVid comes from ``--camvid``, else
-``$ALSEG_CAMVID``, else ``../shared/data/camvid`` next to the repository (SegNet layout).
+``$ALSEG_CAMVID``, else ``../shared/data/camvid`` next to the repository (SegNet layout). ``--report-only``
+runs nothing and reports the experiments whose rounds have all been evaluated, while a run goes on
+(an interim report that names the experiments it leaves out).
 
 Protocols:
 
@@ -46,6 +48,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from default_run import job_timings, machine  # noqa: E402
+from finished_runs import finished_results  # noqa: E402
 
 from alseg.config import resolve_config  # noqa: E402
 from alseg.report import COST_AXES, read_rows, round_table  # noqa: E402
@@ -332,7 +335,10 @@ def reference_convergence(results: Path, cfg: dict) -> list[str]:
     return lines
 
 
-def summary(out: Path, protocol: str, cfg: dict, wall: float, command: str, figures: Path) -> str:
+def summary(out: Path, protocol: str, cfg: dict, wall: float | None, command: str, figures: Path,
+            unfinished: list[str] | None = None) -> str:
+    """The results file's text for the experiments of ``cfg`` in ``out/results``; ``wall`` None and
+    ``unfinished``: an interim report of a run still going on (``--report-only``)."""
     results = out / "results"
     curves, groups = curves_by_group(results, cfg)
     rows = round_table(curves, groups, cfg["references"])
@@ -350,9 +356,12 @@ def summary(out: Path, protocol: str, cfg: dict, wall: float, command: str, figu
         f"Command: `{command}`",
         "",
         f"Machine: {machine()}.",
-        f"Wall time of this invocation: {wall / 60:.1f} min "
-        f"(cached results are not rerun); train jobs' step time summed over all results: "
-        f"{train_seconds / 60:.1f} min over {len(timings.get('train', []))} jobs.",
+        (f"Wall time of this invocation: {wall / 60:.1f} min (cached results are not rerun); " if wall is not None
+         else "Report only: nothing was run; ")
+        + f"train jobs' step time summed over all results: {train_seconds / 60:.1f} min over "
+        f"{len(timings.get('train', []))} jobs.",
+        *(["", f"**Interim**: the run is not finished; {len(unfinished)} experiments are left out until all "
+               f"their rounds are evaluated: {', '.join(unfinished)}."] if unfinished else []),
         "",
         f"Setting: CamVid (SegNet layout, 11 classes, void ignored), resized to {camvid.get('resize')}; pool = "
         "train (367 images), checkpoint chosen on val (101), reported on test (233). Model "
@@ -404,6 +413,8 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true", help="list the jobs that would run, run nothing")
     parser.add_argument("--first", nargs="+", default=[], help="experiments to finish before the others (Snakemake "
                         "schedules rounds of several experiments in no particular order)")
+    parser.add_argument("--report-only", action="store_true", help="run nothing: report the experiments whose "
+                        "rounds have all been evaluated (an interim report while a run goes on; finished_runs.py)")
     parser.add_argument("--gpu-jobs", type=int, help="train jobs at once (default: 1 on the gpu protocol, "
                         "--cores on the cpu protocol, whose jobs take one thread each)")
     args = parser.parse_args()
@@ -416,16 +427,20 @@ def main() -> None:
     gpu_jobs = args.gpu_jobs or (1 if args.protocol == "gpu" else args.cores)
     if args.protocol == "gpu":  # a train job claims model_threads cores: k of them must fit at once
         config["model_threads"] = max(1, args.cores // gpu_jobs)
-    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    unknown = sorted(set(args.first) - set(resolve_config(config)["experiments"]))
-    if unknown:
-        sys.exit(f"--first: {unknown} are not experiments of this invocation")
-    wall = run_workflow(out, args.cores, gpu_jobs, args.dry_run, args.first)
-    if args.dry_run:
-        return
     command = " ".join(["python benchmarks/camvid.py", *sys.argv[1:]])
-    text = summary(out, args.protocol, resolve_config(config), wall, command,
-                   REPO / "benchmarks" / "results" / f"camvid_{args.protocol}")
+    figures = REPO / "benchmarks" / "results" / f"camvid_{args.protocol}"
+    if args.report_only:  # the run's own config.yaml is left as it is
+        finished, unfinished = finished_results(out, resolve_config(config), out / "interim")
+        text = summary(out / "interim", args.protocol, finished, None, command, figures, unfinished)
+    else:
+        (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        unknown = sorted(set(args.first) - set(resolve_config(config)["experiments"]))
+        if unknown:
+            sys.exit(f"--first: {unknown} are not experiments of this invocation")
+        wall = run_workflow(out, args.cores, gpu_jobs, args.dry_run, args.first)
+        if args.dry_run:
+            return
+        text = summary(out, args.protocol, resolve_config(config), wall, command, figures)
     target = REPO / "benchmarks" / "results" / f"camvid_{args.protocol}.md"
     target.write_text(text)
     print(text)

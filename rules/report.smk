@@ -1,8 +1,8 @@
-from alseg.report import COST_AXES, compared_datasets, per_class_paths
+from alseg.report import comparison_files, compared_datasets
 
-COMPARISON_AXES = [column for column, _ in COST_AXES]
 # experiment -> dataset of the compared experiments; per-class tables are per dataset (README, "Your data")
 COMPARED_DATASETS = {name: EXPERIMENTS[name]["dataset"] for name in CFG["compare"]}
+COMPARISON = comparison_files(RESULTS, compared_datasets(CFG["compare"], COMPARED_DATASETS))
 
 
 localrules:
@@ -34,38 +34,18 @@ rule compare:
     input:
         expand(f"{RESULTS}/{{exp}}/learning_curve.csv", exp=CFG["compare"]),
     output:
-        table=report(
-            f"{RESULTS}/comparison.csv",
-            caption="../workflow/report/comparison_table.rst",
-            category="Comparison",
-        ),
-        plot=report(
-            f"{RESULTS}/comparison.png",
-            caption="../workflow/report/comparison_plot.rst",
-            category="Comparison",
-        ),
-        rounds=report(
-            f"{RESULTS}/comparison_rounds.csv",
-            caption="../workflow/report/comparison_rounds.rst",
-            category="Comparison",
-        ),
-        classes=report(
-            per_class_paths(RESULTS, compared_datasets(CFG["compare"], COMPARED_DATASETS)),
-            caption="../workflow/report/per_class_iou.rst",
-            category="Comparison",
-        ),
-        summary=f"{RESULTS}/comparison.md",
-        axes=report(
-            expand(f"{RESULTS}/comparison_{{axis}}.png", axis=COMPARISON_AXES),
-            caption="../workflow/report/comparison_axis.rst",
-            category="Comparison",
-        ),
+        table=report(COMPARISON["table"], caption="../workflow/report/comparison_table.rst", category="Comparison"),
+        plot=report(COMPARISON["plot"], caption="../workflow/report/comparison_plot.rst", category="Comparison"),
+        rounds=report(COMPARISON["rounds"], caption="../workflow/report/comparison_rounds.rst", category="Comparison"),
+        classes=report(COMPARISON["classes"], caption="../workflow/report/per_class_iou.rst", category="Comparison"),
+        summary=COMPARISON["summary"],
+        axes=report(COMPARISON["axes"], caption="../workflow/report/comparison_axis.rst", category="Comparison"),
     params:
         experiments=CFG["compare"],
         groups={name: EXPERIMENTS[name]["group"] for name in CFG["compare"]},
         references=CFG["references"],
         datasets=COMPARED_DATASETS,
-        axes=COMPARISON_AXES,
+        files=COMPARISON,
         # for the caption: the experiments answered by people (their hours are measured)
         people=", ".join(e for e in CFG["compare"] if EXPERIMENTS[e]["oracle"]["kind"] == "human"),
         version=CODE_VERSION,

@@ -216,6 +216,36 @@ def test_report_holds_the_curves_and_comparison(three_rounds):
         assert name in html, f"{name} missing from the report"
 
 
+def test_an_interim_report_reads_the_finished_experiments_and_writes_nothing_in_the_run(three_rounds, tmp_path):
+    """benchmarks/camvid.py --report-only: finished experiments give the workflow's own comparison; an
+    experiment with a round not yet evaluated is left out; a missing metrics.json is computed beside."""
+    import shutil
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from finished_runs import finished_results
+
+    from alseg.config import resolve_config
+
+    cfg = resolve_config({**yaml.safe_load(TINY.read_text()), "round": 2})
+    done, unfinished = finished_results(three_rounds, cfg, tmp_path / "interim")
+    assert sorted(done["experiments"]) == ["margin", "random"] and unfinished == []
+    for name in ("comparison_rounds.csv", "comparison.md", "comparison.csv", "per_class_iou.csv"):
+        assert (tmp_path / "interim/results" / name).read_bytes() == (three_rounds / "results" / name).read_bytes()
+
+    run = tmp_path / "run"
+    shutil.copytree(three_rounds / "results", run / "results", ignore=shutil.ignore_patterns("*.h5", "*.pt"))
+    (run / "results/random/round_2/evaluation.json").unlink()  # random's last round is still training
+    (run / "results/margin/round_2/metrics.json").unlink()  # margin's last metrics step has not run
+    before = {str(p): p.read_bytes() for p in (run / "results").rglob("*") if p.is_file()}
+    done, unfinished = finished_results(run, cfg, tmp_path / "interim")
+    assert list(done["experiments"]) == ["margin"] and done["compare"] == ["margin"] and unfinished == ["random"]
+    assert {str(p): p.read_bytes() for p in (run / "results").rglob("*") if p.is_file()} == before  # untouched
+    computed = tmp_path / "interim/results/margin/round_2/metrics.json"
+    assert not computed.is_symlink()
+    assert computed.read_bytes() == (three_rounds / "results/margin/round_2/metrics.json").read_bytes()
+    assert not (tmp_path / "interim/results/random").exists()
+
+
 @needs_camvid
 def test_camvid_smoke_run(tmp_path):
     """Two rounds on a handful of real CamVid images (SegNet layout), resized small."""

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from alseg.atomic import atomic_path
+from alseg.atomic import atomic_path, write_text_atomic
 
 CURVE_COLUMNS = [
     "experiment", "round", "unit", "strategy", "labelled_pixels", "clicks", "seconds", "hours",
@@ -272,6 +272,35 @@ def per_class_table(
                for key in classes},
         })
     return rows
+
+
+def comparison_files(results: str, datasets: Sequence[str]) -> dict[str, Any]:
+    """The comparison's files in ``results`` (the ``compare`` rule's outputs): the per-experiment table, the
+    figure, the per-round table, one per-class table per dataset (:func:`per_class_paths`), the Markdown
+    summary and one figure per cost axis."""
+    return {"table": f"{results}/comparison.csv", "plot": f"{results}/comparison.png",
+            "rounds": f"{results}/comparison_rounds.csv", "classes": per_class_paths(results, datasets),
+            "summary": f"{results}/comparison.md",
+            "axes": [f"{results}/comparison_{column}.png" for column, _ in COST_AXES]}
+
+
+def write_comparison(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]],
+    files: Mapping[str, Any],
+    groups: Mapping[str, str] | None = None,
+    references: Mapping[str, str | None] | None = None,
+    datasets: Mapping[str, str] | None = None,
+) -> None:
+    """Write every file of :func:`comparison_files` from the learning curves (by experiment)."""
+    write_rows(files["table"], comparison_rows(curves, datasets))
+    plot_comparison(curves, files["plot"], groups, references, datasets)
+    tables = dataset_tables(curves, groups, references, datasets)
+    write_rows(files["rounds"], comparison_round_rows(tables))
+    for (_, classes), out in zip(tables.values(), files["classes"]):
+        write_rows(out, classes)
+    write_text_atomic(files["summary"], markdown_by_dataset(tables))
+    for (column, _), out in zip(COST_AXES, files["axes"]):
+        plot_axis(curves, column, out, groups, references, datasets)
 
 
 def markdown_summary(round_rows: Sequence[Mapping[str, Any]], class_rows: Sequence[Mapping[str, Any]]) -> str:
