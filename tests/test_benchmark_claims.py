@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 
 from alseg.report import round_table
-from alseg.verdicts import HOLDS, NOT_SHOWN, bootstrap, break_even_seconds, compare
+from alseg.verdicts import HOLDS, NOT_SHOWN, bootstrap, break_even_seconds, compare, ratio_of_means
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,15 @@ def test_the_bootstrap_interval_is_paired_and_counts_seeds():
     assert break_even_seconds(0.5, 900) == pytest.approx(2.0)
 
 
+def test_the_ratio_of_means_draws_each_groups_seeds():
+    steady = ratio_of_means([0.45, 0.45, 0.45], [0.5, 0.5])
+    assert (steady.value, steady.low, steady.high, steady.seeds_a, steady.seeds_b) == (
+        pytest.approx(0.9), pytest.approx(0.9), pytest.approx(0.9), 3, 2)
+    spread = ratio_of_means([0.40, 0.45, 0.50], [0.48, 0.50, 0.52])
+    assert spread.value == pytest.approx(0.9) and 0.8 < spread.low < 0.88 and 0.92 < spread.high <= 1.0
+    assert spread.low >= 0.40 / 0.52 - 1e-12 and spread.high <= 0.50 / 0.48 + 1e-12  # within the extremes
+
+
 def test_margin_must_lead_beyond_the_seed_to_seed_spread(camvid):
     ahead = claims(camvid, {"pixel_margin": [[0.2, 0.4, 0.5]] * 3, "pixel_random": [[0.2, 0.3, 0.4]] * 3})
     verdict = ahead.margin_beats_random()
@@ -79,7 +88,12 @@ def test_a_model_above_its_fully_supervised_reference_is_an_unsaturated_referenc
     low = claims(camvid, {"pixel_margin": [[0.3] * 9 + [0.35]] * 3, **full}).percent_of_full()
     assert low.startswith("**does not hold here**") and "85%" in low
     one = claims(camvid, {"pixel_margin": [[0.3] * 9 + [0.39]], "fully_supervised": [[0.41]]}).percent_of_full()
-    assert one.startswith("**not shown: one seed**")
+    assert one.startswith("**not shown: one seed of margin**")
+    one_reference = claims(camvid, {"pixel_margin": [[0.3] * 9 + [0.39]] * 3, "fully_supervised": [[0.41]]})
+    assert one_reference.percent_of_full().startswith("**not shown: one seed of the reference**")
+    # 95% on average, but the seeds spread from 88% to 102%: the interval straddles 94%
+    spread = claims(camvid, {"pixel_margin": [[0.3] * 9 + [m] for m in (0.36, 0.39, 0.42)], **full}).percent_of_full()
+    assert spread.startswith("**not shown: the interval straddles 94%**") and "95%, 95% interval [" in spread
     short = claims(camvid, {"pixel_margin": [[0.3, 0.4]] * 3, **full}).percent_of_full()
     assert short.startswith("**not yet run at 100 px**")
     # 20 px per image per round: 100 px is round 4, whatever comes after it

@@ -93,6 +93,32 @@ def bootstrap(differences: Mapping[int, np.ndarray], draws: int = 10_000, seed: 
     return PairedDifference(mean, float(low), float(high), len(groups), pairs)
 
 
+@dataclass(frozen=True)
+class RatioOfMeans:
+    """mean(a) / mean(b) of two groups of seeds, its bootstrap interval, and the seeds of each."""
+
+    value: float
+    low: float
+    high: float
+    seeds_a: int
+    seeds_b: int
+
+
+def ratio_of_means(a: Iterable[float], b: Iterable[float], draws: int = 10_000, seed: int = 0) -> RatioOfMeans:
+    """The ratio of the means of ``a`` and ``b`` (one value per seed) with its :data:`LEVEL` bootstrap
+    interval: each group's seeds are drawn with replacement, independently (the groups are different
+    experiments, so their seeds are not paired). The interval is 0-wide when a group has one seed."""
+    a, b = np.asarray(list(a), dtype=np.float64), np.asarray(list(b), dtype=np.float64)
+    if a.size == 0 or b.size == 0:
+        return RatioOfMeans(float("nan"), float("nan"), float("nan"), a.size, b.size)
+    rng = np.random.default_rng(seed)
+    draws_a = a[rng.integers(0, a.size, (draws, a.size))].mean(axis=1)
+    draws_b = b[rng.integers(0, b.size, (draws, b.size))].mean(axis=1)
+    tail = (1 - LEVEL) / 2
+    low, high = np.quantile(draws_a / draws_b, [tail, 1 - tail])
+    return RatioOfMeans(float(a.mean() / b.mean()), float(low), float(high), a.size, b.size)
+
+
 def break_even_seconds(hours_a: float, questions_b: float) -> float:
     """The seconds per question of ``b`` at which ``questions_b`` of them cost ``hours_a``: ``a`` is
     cheaper in hours while one of ``b``'s questions costs more than this."""
