@@ -199,7 +199,7 @@ def generate(root: Path, n: int, height: int, width: int, batch_size: int, only_
              "labels_superpixel.npz": lambda: round0(root, "superpixel"),
              "inference.h5": lambda: write_dump(root, batch_size)}
     seconds = {}
-    for name, make in list(parts.items())[:1] if only_pool else parts.items():
+    for name, make in ({"pool.h5": parts["pool.h5"]} if only_pool else parts).items():
         if not (root / name).exists():
             print(f"generating {name}...", file=sys.stderr, flush=True)
             started = time.perf_counter()

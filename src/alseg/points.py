@@ -135,17 +135,14 @@ class DenseLabels:
         """The points of ``images[k]``: y, x (int32) and class (int16), shape (counts[k],) each."""
         flat = self.masks[k].reshape(-1)
         index = self._labelled(flat)
-        ys = index // self.masks.shape[2]
-        return ys, index - ys * self.masks.shape[2], flat[index].astype(np.int16)
+        return *self._rows_columns(index), flat[index].astype(np.int16)
 
     def column(self, k: int, attribute: str) -> np.ndarray:
         """One of :meth:`row`'s arrays (``y``, ``x`` or ``cls``), computing only that one."""
+        flat = self.masks[k].reshape(-1)
         if attribute == "cls":
-            flat = self.masks[k].reshape(-1)
             return (flat if self.ignore_index is None else flat[flat != self.ignore_index]).astype(np.int16)
-        index = self._labelled(self.masks[k].reshape(-1))
-        ys = index // self.masks.shape[2]
-        return ys if attribute == "y" else index - ys * self.masks.shape[2]
+        return self._rows_columns(self._labelled(flat))[attribute == "x"]
 
     def _labelled(self, flat: np.ndarray) -> np.ndarray:
         """Row-major indices of the labelled pixels of a flattened mask, int32 (one flat ``nonzero`` is
@@ -154,12 +151,16 @@ class DenseLabels:
             return np.arange(flat.size, dtype=np.int32)
         return np.flatnonzero(flat != self.ignore_index).astype(np.int32)
 
+    def _rows_columns(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """y and x of row-major indices (int32)."""
+        ys = index // self.masks.shape[2]
+        return ys, index - ys * self.masks.shape[2]
+
     def points(self) -> PointLabels:
         """The points one by one (14 bytes each: for small sets and tests)."""
-        rows = [self.row(k) for k in range(self.images.size)]
-        return PointLabels(np.repeat(self.images, self.counts), *(np.concatenate([r[i] for r in rows] or
-                                                                                 [np.zeros(0, np.int32)])
-                                                                  for i in range(3)))
+        rows = [self.row(k) for k in range(self.images.size)] or [_no_points()]
+        ys, xs, classes = (np.concatenate(column) for column in zip(*rows))
+        return PointLabels(np.repeat(self.images, self.counts), ys, xs, classes)
 
     def validate(self, num_images: int, height: int, width: int, num_classes: int) -> None:
         """Raise ValueError if an image lies outside the pool, a mask is not (height, width) or has a class

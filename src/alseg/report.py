@@ -176,8 +176,8 @@ def _spread(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
-    """The Student-t interval of the mean of ``values`` (seeds) at ``level``; None for fewer than two.
+def mean_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """The 95% Student-t interval of the mean of ``values`` (seeds); None for fewer than two.
 
     With n seeds it is mean ± t(n - 1) * std / sqrt(n): t is 12.7 for two seeds and 4.3 for three, so
     few seeds give wide intervals, as they should."""
@@ -186,7 +186,7 @@ def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, 
     from scipy.stats import t
 
     mean, std = _spread(values)
-    half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * std / math.sqrt(len(values))
+    half = float(t.ppf(0.975, len(values) - 1)) * std / math.sqrt(len(values))
     return mean - half, mean + half
 
 
