@@ -18,6 +18,9 @@ binary round 1 (greedy, one question per image, C_max 5). And the fully supervis
 inputs (``full_training_inputs``): its round-0 selection (every image's mask), then what a train job holds
 before its first batch: the training targets, the training digest and each image's points grouped for
 batches (``alseg.model_job.training_inputs``, ``alseg.training_data._training_data``; no model is built).
+``superpixel_training_inputs`` is the same for a superpixel experiment whose store labels 60 % of the base
+superpixels (random classes; about what 5 rounds of AMSP+S label), round 0, so not sieved: the
+training labels, their digest and grouping.
 
     nice -n 10 python benchmarks/large_pool.py --root /tmp/large_pool [--n 3000] [--out table.md]
 
@@ -42,7 +45,10 @@ import numpy as np
 
 CLASSES = 19
 STEPS = ("pixel_round0", "pixel_margin", "pixel_least_confidence", "pixel_entropy", "pixel_random",
-         "superpixel_sp", "superpixel_amsp", "binary_greedy", "full_training_inputs")
+         "superpixel_sp", "superpixel_amsp", "binary_greedy", "full_training_inputs", "superpixel_training_inputs")
+
+#: The generated files a step needs beyond its own, when not all of them
+NEEDS = {"full_training_inputs": ("pool.h5",), "superpixel_training_inputs": ("pool.h5", "superpixels.h5")}
 
 
 def settings(step: str, n: int) -> tuple[dict[str, Any], int]:
@@ -189,18 +195,18 @@ def write_dump(root: Path, batch_size: int) -> None:
                         groups=("pixel", "image", "superpixel"), superpixels=maps, pixels=request)
 
 
-def generate(root: Path, n: int, height: int, width: int, batch_size: int, only_pool: bool = False
-             ) -> dict[str, float]:
-    """Write what is missing under ``root`` (``only_pool``: the dataset alone); the seconds each part took."""
+def generate(root: Path, n: int, height: int, width: int, batch_size: int, steps: list[str]) -> dict[str, float]:
+    """Write what ``steps`` need (:data:`NEEDS`) and is missing under ``root``; the seconds each part took."""
     root.mkdir(parents=True, exist_ok=True)
     parts = {"pool.h5": lambda: write_dataset(root / "pool.h5", n, height, width),
              "superpixels.h5": lambda: write_grid_superpixels(root / "superpixels.h5", n, height, width),
              "labels_pixel.npz": lambda: round0(root, "pixel"),
              "labels_superpixel.npz": lambda: round0(root, "superpixel"),
              "inference.h5": lambda: write_dump(root, batch_size)}
+    needed = {name for step in steps for name in NEEDS.get(step, parts)}
     seconds = {}
-    for name, make in ({"pool.h5": parts["pool.h5"]} if only_pool else parts).items():
-        if not (root / name).exists():
+    for name, make in parts.items():
+        if name in needed and not (root / name).exists():
             print(f"generating {name}...", file=sys.stderr, flush=True)
             started = time.perf_counter()
             make()
@@ -232,6 +238,29 @@ def full_training_inputs(root: Path, out: Path) -> None:
     _training_data(job.training_images, inputs.points, job.info.num_classes, None, None, print)
 
 
+def superpixel_training_inputs(root: Path, out: Path) -> None:
+    """A superpixel experiment's training inputs, 60 % of the base superpixels labelled (module doc)."""
+    from alseg.config import deep_merge
+    from alseg.defaults import BUILTIN_DEFAULTS
+    from alseg.labels import LabelStore
+    from alseg.model_job import training_inputs
+    from alseg.training_data import _training_data
+    from alseg.units import Job
+    from alseg.units.superpixel.files import base_pixel_counts
+    from alseg.units.superpixel.labels import add_superpixel_answers
+
+    counts = base_pixel_counts(root / "superpixels.h5")
+    rng = np.random.default_rng(0)
+    asked = np.sort(rng.choice(counts.size, int(0.6 * counts.size), replace=False))
+    store = add_superpixel_answers(LabelStore(), 0, asked, np.arange(asked.size),
+                                   rng.integers(0, CLASSES, asked.size), counts[asked])
+    experiment = deep_merge(BUILTIN_DEFAULTS, {"dataset": "large", "unit": "superpixel"})
+    job = Job(root / "pool.h5", {key: experiment[key] for key in ("unit", "seed", "model", "training", "inference")},
+              0, {"superpixels": root / "superpixels.h5"})
+    inputs = training_inputs(job, store)
+    _training_data(job.training_images, inputs.points, job.info.num_classes, None, None, print)
+
+
 def run_step(root: Path, step: str, core: int) -> None:
     """One step, in this process (the child), pinned to ``core``."""
     os.sched_setaffinity(0, {core})
@@ -239,8 +268,9 @@ def run_step(root: Path, step: str, core: int) -> None:
 
     out = root / "out" / step
     out.mkdir(parents=True, exist_ok=True)
-    if step == "full_training_inputs":
-        full_training_inputs(root, out)
+    training = {"full_training_inputs": full_training_inputs, "superpixel_training_inputs": superpixel_training_inputs}
+    if step in training:
+        training[step](root, out)
         _write_peak(out)
         return
     n = len(h5py.File(root / "pool.h5")["train/stems"])
@@ -263,8 +293,9 @@ def _write_peak(out: Path) -> None:
     (out / "peak_kb").write_text(peak.split()[1])
 
 
-def measure(root: Path, step: str, core: int) -> dict[str, float]:
-    """Wall seconds and peak RSS (GB) of one step in a fresh process."""
+def measure(root: Path, step: str, core: int) -> dict[str, Any]:
+    """Wall seconds, peak RSS (GB) and queries (``-``: a step that selects none) of one step in a fresh
+    process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, __file__, "--root", str(root), "--run-step", step, "--core", str(core)],
@@ -272,12 +303,13 @@ def measure(root: Path, step: str, core: int) -> dict[str, float]:
     if child.wait() != 0:
         raise SystemExit(f"step {step} failed (status {child.returncode})")
     seconds = time.perf_counter() - started
-    queries = len((root / "out" / step / "queries.csv").read_text().splitlines()) - 1
+    written = root / "out" / step / "queries.csv"
+    queries = len(written.read_text().splitlines()) - 1 if written.exists() else "-"
     peak_kb = int((root / "out" / step / "peak_kb").read_text())
     return {"seconds": seconds, "peak_gb": peak_kb * 1024 / 1e9, "queries": queries}
 
 
-def report(root: Path, results: dict[str, dict[str, float]], generated: dict[str, float]) -> str:
+def report(root: Path, results: dict[str, dict[str, Any]], generated: dict[str, float]) -> str:
     with h5py.File(root / "pool.h5") as h5:
         n, height, width = h5["train/masks"].shape
     sizes = {name: (root / name).stat().st_size / 1e9 for name in ("pool.h5", "superpixels.h5", "inference.h5")
@@ -315,8 +347,7 @@ def main() -> None:
     if args.run_step:
         run_step(args.root, args.run_step, args.core)
         return
-    generated = generate(args.root, args.n, args.height, args.width, args.batch_size,
-                         only_pool=args.steps == ["full_training_inputs"])
+    generated = generate(args.root, args.n, args.height, args.width, args.batch_size, args.steps)
     results = {}
     for step in args.steps:
         results[step] = measure(args.root, step, args.core)

@@ -124,10 +124,8 @@ def test_images_on_disk_read_the_slices_of_the_loaded_split(tmp_path) -> None:
         ImagesOnDisk(out, "pool")
 
 
-def test_a_job_reads_pool_slices_from_the_file_until_it_loads_the_pool(tmp_path, monkeypatch) -> None:
-    from alseg.units import Job, base
-
-    monkeypatch.setattr(base, "CHUNK_PIXELS", 2 * 16 * 24)
+def test_a_job_reads_pool_slices_from_the_file_until_it_loads_the_pool(tmp_path) -> None:
+    from alseg.units import Job
 
     out = tmp_path / "syn.h5"
     prepare_dataset({"kind": "synthetic", "n_train": 5, "n_val": 1, "n_test": 1, "height": 16, "width": 24}, out)
@@ -136,14 +134,37 @@ def test_a_job_reads_pool_slices_from_the_file_until_it_loads_the_pool(tmp_path,
     assert isinstance(job.pool_images(), ImagesOnDisk) and "pool" not in job.__dict__
     np.testing.assert_array_equal(job.pool_images()[1:4], loaded.images[1:4])
     np.testing.assert_array_equal(job.pool_masks(1, 4), loaded.masks[1:4])
-    chosen = np.array([4, 0, 3])  # read two images per chunk: three chunks, two of them used
+    chosen = np.array([4, 0, 3])
     np.testing.assert_array_equal(job.masks_of(chosen), loaded.masks[chosen])
+    np.testing.assert_array_equal(job.images_of(chosen), loaded.images[chosen])
     assert job.masks_of(np.zeros(0, np.int64)).shape == (0, 16, 24)
+    masks, rows = job.masks_at(np.array([3, 1, 3, 4]))  # an annotator's view: each distinct image read once
+    assert len(masks) == 3 and rows.shape == (4,)
+    np.testing.assert_array_equal(masks[rows], loaded.masks[[3, 1, 3, 4]])
     assert "pool" not in job.__dict__  # nothing above loaded the whole pool
     pool = job.pool
     assert job.pool_images() is pool.images  # once loaded, the loaded arrays
     np.testing.assert_array_equal(job.pool_masks(2, 5), loaded.masks[2:5])
     np.testing.assert_array_equal(job.masks_of(chosen), loaded.masks[chosen])
+    np.testing.assert_array_equal(job.images_of(chosen), loaded.images[chosen])
+
+
+def test_load_rows_reads_any_rows_in_their_order(tmp_path, monkeypatch) -> None:
+    from alseg.data import load_rows, prepared
+
+    out = tmp_path / "syn.h5"
+    prepare_dataset({"kind": "synthetic", "n_train": 7, "n_val": 1, "n_test": 1, "height": 16, "width": 24}, out)
+    loaded = load_split(out, "train")
+    monkeypatch.setattr(prepared, "_READ_BYTES", 2 * 16 * 24)  # two masks per read: long runs are split
+    for rows in ([0, 1, 2, 3, 4], [6, 0, 3, 4, 5, 1], [2, 2, 5], [6], []):
+        rows = np.array(rows, dtype=np.int64)
+        np.testing.assert_array_equal(load_rows(out, "train", "masks", rows), loaded.masks[rows])
+        np.testing.assert_array_equal(load_rows(out, "train", "images", rows), loaded.images[rows])
+    for bad in (7, -1):
+        with pytest.raises(DatasetError, match=f"image {bad} is outside split 'train' of 7"):
+            load_rows(out, "train", "masks", np.array([0, bad]))
+    with pytest.raises(DatasetError, match="no split 'pool'"):
+        load_rows(out, "pool", "masks", np.array([0]))
 
 
 def test_a_job_trains_on_images_in_memory_unless_the_pool_is_too_large(tmp_path, monkeypatch) -> None:

@@ -95,12 +95,26 @@ def test_sieve_bad_inputs() -> None:
 def test_label_noise_counts_void_pixels_that_receive_a_label() -> None:
     """Hand-made: 8 labelled pixels of one region answered class 1 (ignore index 255): 4 are class 1, 2 are
     class 0 (wrong), 2 are void (trained as class 1 all the same)."""
-    from alseg.units.superpixel.sieving import label_noise
+    from alseg.units.superpixel.sieving import LabelNoise
+
+    def noise(cls: np.ndarray, truth: np.ndarray) -> LabelNoise:
+        counted = LabelNoise()
+        counted.add(cls, truth, 255)
+        return counted
 
     cls = np.full(8, 1)
     truth = np.array([1, 1, 1, 1, 0, 0, 255, 255])
-    assert label_noise(cls, truth, 255) == pytest.approx(4 / 8)  # 2 wrong + 2 void, of 8
-    assert label_noise(cls, truth, 255, count_void=False) == pytest.approx(2 / 6)  # the old figure
-    assert label_noise(cls[6:], truth[6:], 255) == 1.0  # only void: every label is wrong
-    assert label_noise(cls[6:], truth[6:], 255, count_void=False) is None
-    assert label_noise(cls[:0], truth[:0], 255) is None
+    assert noise(cls, truth).share() == 4 / 8  # 2 wrong + 2 void, of 8
+    assert noise(cls, truth).share(count_void=False) == 2 / 6  # the old figure
+    assert noise(cls[6:], truth[6:]).share() == 1.0  # only void: every label is wrong
+    assert noise(cls[6:], truth[6:]).share(count_void=False) is None
+    assert noise(cls[:0], truth[:0]).share() is None
+    # counted a part at a time: the same counts, so the same shares
+    parts = LabelNoise()
+    for rows in np.split(np.arange(8), [3, 5]):
+        parts.add(cls[rows], truth[rows], 255)
+    assert parts == noise(cls, truth)
+    # no ignore value: nothing is void
+    plain = LabelNoise()
+    plain.add(cls, truth, None)
+    assert plain.void == 0 and plain.share() == plain.share(count_void=False) == 4 / 8

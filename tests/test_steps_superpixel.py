@@ -94,7 +94,7 @@ def training_points(pool, store, exp, r, sieve_model=None):
     """The superpixel unit's training targets, as the train step asks for them."""
     job = Job(pool["dataset"], exp, r, {"superpixels": pool["superpixels"], "previous_model": sieve_model})
     targets = superpixel_training_targets(store, job)
-    return targets.points, targets.record
+    return targets.points.points(), targets.record
 
 
 def run_round(pool, exp, r, previous=None, inference=None):
@@ -239,6 +239,13 @@ def test_sieving_drops_low_confidence_pixels_with_the_previous_model(pool, tmp_p
     assert record["labelled_pixels"] == store_labelled_pixels(store)
     assert len(points) == record["training_pixels"] and 0 < record["sieved_share"] < 1
     json.dumps(record)  # goes to train_log.json
+    # built a part of the labelled images at a time (whole inference batches): the same labels and record
+    small_batches = {**exp, "inference": {**exp["inference"], "batch_size": 2}}
+    job = Job(pool["dataset"], small_batches, 1, {"superpixels": pool["superpixels"], "previous_model": model_path})
+    whole, parts = (superpixel_training_targets(store, job, part_images=n) for n in (None, 2))
+    assert whole.points.images.size > 2 and whole.points.masks.dtype == np.uint8
+    np.testing.assert_array_equal(whole.points.masks, parts.points.masks)
+    assert {**whole.record, "sieve_seconds": 0} == {**parts.record, "sieve_seconds": 0}
     # round 0 is never sieved
     _, record0 = training_points(pool, load_labels(d0 / "labels.npz"), exp, 0, sieve_model=model_path)
     assert record0["sieve"] is False

@@ -31,6 +31,7 @@ from alseg.data.prepared import (
     Split,
     dataset_info,
     load_masks,
+    load_rows,
     load_split,
     prepare_dataset,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "Split",
     "dataset_info",
     "load_masks",
+    "load_rows",
     "load_split",
     "make_synthetic",
     "normalise_spec",

@@ -37,6 +37,7 @@ _COMPRESSION: dict[str, Any] = {"compression": "gzip", "compression_opts": 1}
 _READ_WORKERS = 4
 _BATCH = 32  # items read in parallel at a time; bounds memory for large images
 _PROGRESS_MIN_ITEMS = 200
+_READ_BYTES = 1 << 25  # most bytes one read of load_rows decompresses at a time
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,35 @@ def load_masks(path: str | os.PathLike[str], split: str, start: int, stop: int) 
         If ``split`` is not a split name, the range is outside it, or the file is missing or corrupt.
     """
     return _load_range(path, split, "masks", start, stop)
+
+
+def load_rows(path: str | os.PathLike[str], split: str, name: str, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (int (D,), any order, repeats allowed) of one split's ``images`` or ``masks``, in that
+    order, without the rest of the split: each run of consecutive rows is one read of at most
+    :data:`_READ_BYTES`, so a request costs its own size and one read's buffer.
+
+    Raises
+    ------
+    DatasetError
+        If ``split`` is not a split name, a row is outside it, or the file is missing or corrupt.
+    """
+    _check_split(path, split)
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    order = np.argsort(rows, kind="stable")
+    ascending = rows[order]
+    with _open_prepared(path) as h5:
+        data = h5[split][name]
+        if rows.size and (ascending[0] < 0 or ascending[-1] >= data.shape[0]):
+            raise DatasetError(f"{path}: image {int(ascending[0] if ascending[0] < 0 else ascending[-1])} is "
+                               f"outside split {split!r} of {data.shape[0]}")
+        out = np.empty((rows.size, *data.shape[1:]), dtype=data.dtype)
+        per_read = max(1, _READ_BYTES // max(out[:1].nbytes, 1))
+        breaks = np.flatnonzero(np.diff(ascending) != 1) + 1
+        for lo, hi in zip([0, *breaks], [*breaks, rows.size]):
+            for a in range(int(lo), int(hi), per_read):
+                b = min(a + per_read, int(hi))
+                out[order[a:b]] = data[ascending[a]:ascending[b - 1] + 1]
+    return out
 
 
 def _load_range(path: str | os.PathLike[str], split: str, name: str, start: int, stop: int) -> np.ndarray:

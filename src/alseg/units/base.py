@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from alseg.data import DatasetInfo, ImagesOnDisk, dataset_info, load_masks, load_split
+from alseg.data import DatasetInfo, ImagesOnDisk, dataset_info, load_masks, load_rows, load_split
 from alseg.data.prepared import load_stems
 from alseg.labels import LabelStore, load_labels
 from alseg.queries import SKIP, Table
@@ -127,16 +127,23 @@ class Job:
 
     def masks_of(self, images: np.ndarray) -> np.ndarray:
         """The masks of the pool images ``images`` (int (D,)), in that order: uint8 (D, H, W), from the loaded
-        pool or read from the file a chunk of images at a time (never the whole pool's masks at once)."""
+        pool or read from the file (those rows only, never the whole pool's masks)."""
         images = np.asarray(images, dtype=np.int64)
-        if "pool" in self.__dict__:
-            return self.pool.masks[images]
-        masks = np.empty((images.size, self.info.height, self.info.width), dtype=np.uint8)
-        for start, stop in self.image_chunks():
-            rows = np.flatnonzero((images >= start) & (images < stop))
-            if rows.size:
-                masks[rows] = load_masks(self.dataset, "train", start, stop)[images[rows] - start]
-        return masks
+        return self.pool.masks[images] if "pool" in self.__dict__ else load_rows(self.dataset, "train", "masks",
+                                                                                 images)
+
+    def images_of(self, images: np.ndarray) -> np.ndarray:
+        """The pool images ``images`` (int (D,)), in that order: uint8 (D, H, W, 3), as :meth:`masks_of`."""
+        images = np.asarray(images, dtype=np.int64)
+        return self.pool.images[images] if "pool" in self.__dict__ else load_rows(self.dataset, "train", "images",
+                                                                                  images)
+
+    def masks_at(self, image_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The masks of the distinct pool images of ``image_index`` (int (Q,)), uint8 (D, H, W), and each
+        entry's row among them, int64 (Q,): ``masks[rows]`` is the pool's ``masks[image_index]``, read without
+        the other images (what a simulated annotator looks at)."""
+        images, rows = np.unique(np.asarray(image_index, dtype=np.int64), return_inverse=True)
+        return self.masks_of(images), rows.reshape(-1)
 
     def image_chunks(self, chunk_pixels: int | None = None) -> list[tuple[int, int]]:
         """Consecutive (start, stop) ranges of pool images of about ``chunk_pixels`` pixels each (default

@@ -267,8 +267,9 @@ class BinaryUnit(InitialSetUnit):
 
     def answer(self, job: Job, queries: Table, rng: np.random.Generator) -> SimulatedAnswers:
         info = job.info
-        present, flipped = answer_binary(job.pool.masks, queries["image_index"], queries["class"], info.num_classes,
-                                         info.ignore_index, float(job.settings["oracle"]["error_rate"]), rng)
+        masks, rows = job.masks_at(queries["image_index"])
+        present, flipped = answer_binary(masks, rows, queries["class"], info.num_classes, info.ignore_index,
+                                         float(job.settings["oracle"]["error_rate"]), rng)
         return SimulatedAnswers(np.where(present, "yes", "no").astype(object),
                                 f"{int(present.sum())} yes, {int(flipped.sum())} simulated errors")
 

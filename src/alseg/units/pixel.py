@@ -258,9 +258,9 @@ class PixelUnit(QueryUnit):
 
     def answer(self, job: Job, queries: Table, rng: np.random.Generator) -> SimulatedAnswers:
         info = job.info
-        answers, flipped = answer_pixels(job.pool.masks, queries["image_index"], queries["y"], queries["x"],
-                                         info.num_classes, info.ignore_index, job.settings["oracle"]["error_rate"],
-                                         rng)
+        masks, rows = job.masks_at(queries["image_index"])
+        answers, flipped = answer_pixels(masks, rows, queries["y"], queries["x"], info.num_classes,
+                                         info.ignore_index, job.settings["oracle"]["error_rate"], rng)
         return SimulatedAnswers(class_id_strings(answers), f"{int((answers < 0).sum())} void skipped, "
                                                            f"{int(flipped.sum())} simulated errors")
 

@@ -211,7 +211,7 @@ class TagsUnit(InitialSetUnit):
 
     def answer(self, job: Job, queries: Table, rng: np.random.Generator) -> SimulatedAnswers:
         info = job.info
-        present = class_presence_from_masks(job.pool.masks, queries["image_index"], info.num_classes,
+        present = class_presence_from_masks(*job.masks_at(queries["image_index"]), info.num_classes,
                                             info.ignore_index)
         error_rate = float(job.settings["oracle"]["error_rate"])
         flipped = rng.random(present.shape) < error_rate if error_rate > 0 else np.zeros_like(present)

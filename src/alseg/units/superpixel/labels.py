@@ -35,16 +35,16 @@ def answer_superpixel_rows(job: Job, queries: Table, rng: np.random.Generator) -
     Void pixels do not vote; ``oracle.error_rate`` flips answers to a random wrong class.
     """
     superpixels, regions = job.file("superpixels"), job.file("regions")
-    info, pool = job.info, job.pool
+    info = job.info
     rr = load_regions(regions, len(queries["query_id"]))
     check_regions_match_queries(rr, queries, regions)
     images = np.unique(rr.query_image)
-    maps = read_pool_superpixels(superpixels, pool.masks.shape, images=images)
+    maps = read_pool_superpixels(superpixels, (len(job.stems), info.height, info.width), images=images)
     if maps.num_superpixels != rr.num_superpixels:
         raise RegionsFileError(f"{regions}: made for {rr.num_superpixels} base superpixels, {superpixels} has "
                                f"{maps.num_superpixels}")
     answers, flipped, counts = answer_superpixel_queries(
-        pool.masks[images], maps.labels, maps.offsets[images], rr.query_of_base(), rr.num_queries,
+        job.masks_of(images), maps.labels, maps.offsets[images], rr.query_of_base(), rr.num_queries,
         info.num_classes, info.ignore_index, job.settings["oracle"]["error_rate"], rng)
     voting = counts.sum(axis=1)
     purity = float(counts.max(axis=1).sum() / max(voting.sum(), 1)) if counts.size else 0.0
@@ -194,7 +194,24 @@ def labelled_pixels(store: LabelStore, maps: SuperpixelMaps) -> LabelledPixels:
     -------
     LabelledPixels
     """
-    label_of_base, region_of_base = superpixel_labels(store, maps.num_superpixels)
+    return expand_labels(*superpixel_labels(store, maps.num_superpixels), maps)
+
+
+def expand_labels(label_of_base: np.ndarray, region_of_base: np.ndarray, maps: SuperpixelMaps) -> LabelledPixels:
+    """The pixels of the images of ``maps`` whose base superpixel has a label, from
+    :func:`superpixel_labels`' arrays (computed once when a pool is expanded a part at a time).
+
+    Parameters
+    ----------
+    label_of_base, region_of_base : ndarray, shape (S,)
+        As :func:`superpixel_labels` returns them.
+    maps : SuperpixelMaps
+
+    Returns
+    -------
+    LabelledPixels
+        In (image, y, x) order over ``maps.images``.
+    """
     parts: list[tuple[np.ndarray, ...]] = []
     for lo in range(0, maps.images.size, _CHUNK_IMAGES):
         chunk = slice(lo, lo + _CHUNK_IMAGES)

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from alseg.data import dataset_info, load_split
+from alseg.data import dataset_info, load_rows
+from alseg.data.prepared import load_stems
 from alseg.joblog import log
 from alseg.labels import load_labels
 from alseg.units.superpixel.files import RegionsFileError, load_regions, read_pool_superpixels
 from alseg.units.superpixel.labels import labelled_pixels
-from alseg.units.superpixel.sieving import label_confidences, sieve_pixels
+from alseg.units.superpixel.sieving import label_confidences, load_sieve_model, sieve_pixels
 
 PathLike = str | os.PathLike[str]
 
@@ -141,7 +142,7 @@ def write_superpixel_overlays(
     import cv2
 
     info = dataset_info(dataset)
-    pool = load_split(dataset, "train")
+    stems = load_stems(dataset, "train")
     settings = experiment["superpixel"]
     rr = load_regions(regions)
     store = load_labels(labels)
@@ -152,15 +153,16 @@ def write_superpixel_overlays(
     written: list[Path] = []
     try:
         if chosen.size:
-            maps = read_pool_superpixels(superpixels, pool.masks.shape, images=chosen)
+            images = load_rows(dataset, "train", "images", chosen)  # the drawn images only
+            maps = read_pool_superpixels(superpixels, (len(stems), info.height, info.width), images=chosen)
             if maps.num_superpixels != rr.num_superpixels:
                 raise RegionsFileError(f"{regions}: made for {rr.num_superpixels} base superpixels, {superpixels} "
                                        f"has {maps.num_superpixels}")
             pixels = labelled_pixels(store, maps)
             keep = np.ones(len(pixels), dtype=bool)
             if settings["sieve"] and round_index > 0 and sieve_model is not None and len(pixels):
-                confidence = label_confidences(sieve_model, pool.images[chosen], chosen, pixels,
-                                               experiment["inference"]["batch_size"], "cpu")
+                confidence = label_confidences(load_sieve_model(sieve_model, "cpu"), images, chosen,
+                                               pixels, experiment["inference"]["batch_size"])
                 keep, _ = sieve_pixels(pixels, confidence, settings["sieve_min_size"], settings["sieve_points"])
             query_of_base = rr.query_of_base()
             merged = not np.array_equal(rr.parent, np.arange(rr.num_superpixels))
@@ -175,11 +177,11 @@ def write_superpixel_overlays(
                 label[pixels.y[mine], pixels.x[mine]] = pixels.cls[mine]
                 sieved[pixels.y[mine & ~keep], pixels.x[mine & ~keep]] = True
                 query = query_of_base[ids]
-                caption = (f"{pool.stems[index]}  round {round_index}: {np.unique(query[query >= 0]).size} queries, "
+                caption = (f"{stems[index]}  round {round_index}: {np.unique(query[query >= 0]).size} queries, "
                            f"{int((label >= 0).sum())} labelled px, {int(sieved.sum())} sieved out")
-                canvas = draw_overlay(pool.images[index], ids, rr.parent[ids] if merged else None, query, label,
+                canvas = draw_overlay(images[k], ids, rr.parent[ids] if merged else None, query, label,
                                       sieved, palette, caption)
-                path = tmp / f"{_safe_name(pool.stems[index])}.png"
+                path = tmp / f"{_safe_name(stems[index])}.png"
                 if not cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)):
                     raise OSError(f"cannot write {path}")
                 written.append(out_dir / path.name)
