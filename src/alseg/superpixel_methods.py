@@ -59,6 +59,20 @@ class SeedsParams:
 
 SEEDS_DEFAULTS = SeedsParams()
 
+#: Peak memory of one SEEDS call with the default parameters, per image pixel: 5.0-5.2 kB measured from
+#: 180 x 240 to 1024 x 2048 at 64 and 256 px per superpixel (OpenCV 5.1; 1.3 kB at 1024 px), rounded up
+#: (docs/superpixels.md, "Base superpixels")
+SEEDS_BYTES_PER_PIXEL = 5300
+
+
+def seeds_threads(requested: int, height: int, width: int, available: int | None) -> int:
+    """How many images SEEDS may run on at once in ``available`` bytes (each takes
+    :data:`SEEDS_BYTES_PER_PIXEL` per pixel): at most ``requested``, at least 1; ``requested`` when the
+    available memory is unknown (None)."""
+    if available is None:
+        return max(1, requested)
+    return max(1, min(requested, available // (SEEDS_BYTES_PER_PIXEL * height * width)))
+
 
 def seeds_input(image: np.ndarray) -> np.ndarray:
     """The image SEEDS sees: per-channel histogram-equalised RGB, converted to 8-bit HSV.
@@ -198,7 +212,8 @@ def map_seeds(
 
     Parameters
     ----------
-    images : ndarray of uint8, shape (N, H, W, 3)
+    images : ndarray of uint8, shape (N, H, W, 3), or :class:`alseg.data.ImagesOnDisk`
+        Read one image at a time.
     pixels_per_superpixel : float
     params : SeedsParams
     workers : int
@@ -212,8 +227,8 @@ def map_seeds(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if workers == 1:
-        for image in images:
-            yield seeds_superpixels(image, pixels_per_superpixel, params)
+        for i in range(len(images)):
+            yield seeds_superpixels(images[i], pixels_per_superpixel, params)
         return
     with ThreadPoolExecutor(workers) as pool:
         window = 2 * workers
@@ -262,8 +277,8 @@ def compute_superpixels(
     Parameters
     ----------
     path : path
-    images : ndarray of uint8, shape (N, H, W, 3), optional
-        RGB pool images (needed for ``seeds``).
+    images : ndarray of uint8, shape (N, H, W, 3), or :class:`alseg.data.ImagesOnDisk`, optional
+        RGB pool images (needed for ``seeds``), read one at a time.
     masks : ndarray of int, shape (N, H, W), optional
         Ground truth (needed for ``oracle``).
     method : {"seeds", "oracle"}

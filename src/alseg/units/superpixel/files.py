@@ -24,7 +24,8 @@ import h5py
 import numpy as np
 
 from alseg.atomic import atomic_path
-from alseg.data import dataset_info, load_split
+from alseg.data import ImagesOnDisk, dataset_info, load_masks
+from alseg.data.prepared import load_stems
 from alseg.joblog import log
 from alseg.queries import Table
 from alseg.superpixels import SuperpixelFileError, SuperpixelMaps, read_superpixels
@@ -79,18 +80,19 @@ def compute_base_superpixels(
     from alseg.superpixel_methods import compute_superpixels  # OpenCV and scikit-image: this step only
 
     info = dataset_info(dataset)
-    pool = load_split(dataset, "train")
+    n = len(load_stems(dataset, "train"))
+    workers = seeds_workers(max(1, int(workers)), info.height, info.width) if method == "seeds" else 1
     started = time.perf_counter()
-    offsets = compute_superpixels(
+    offsets = compute_superpixels(  # SEEDS reads one image at a time; the oracle holds the masks (1 byte/pixel)
         out,
-        images=pool.images if method == "seeds" else None,
-        masks=pool.masks if method == "oracle" else None,
+        images=ImagesOnDisk(dataset, "train") if method == "seeds" else None,
+        masks=load_masks(dataset, "train", 0, n) if method == "oracle" else None,
         method=method,
         pixels_per_superpixel=pixels_per_superpixel,
         attrs={"dataset": str(dataset), "ignore_index": info.ignore_index},
-        workers=max(1, int(workers)),
+        workers=workers,
     )
-    n, total = len(pool), int(offsets[-1])
+    total = int(offsets[-1])
     log(f"{total} {method} superpixels over {n} pool images ({total / max(n, 1):.1f} per image, "
         f"{n * info.height * info.width / max(total, 1):.1f} px each) in {time.perf_counter() - started:.1f} s "
         f"on {workers} threads -> {out}")
@@ -107,6 +109,26 @@ def read_pool_superpixels(
         Missing, corrupt or mismatched file; the message names it.
     """
     return read_superpixels(path, images=images, expected_shape=pool_shape)
+
+
+def seeds_workers(requested: int, height: int, width: int) -> int:
+    """SEEDS threads for images of ``height`` x ``width`` that fit the memory this process may use
+    (:func:`alseg.superpixel_methods.seeds_threads`); logs when that is fewer than ``requested``, and warns
+    when even one image may not fit."""
+    from alseg.host_memory import available_bytes
+    from alseg.superpixel_methods import SEEDS_BYTES_PER_PIXEL, seeds_threads
+
+    available = available_bytes()
+    threads = seeds_threads(requested, height, width, available)
+    per_thread = SEEDS_BYTES_PER_PIXEL * height * width
+    if available is not None and per_thread > available:
+        log(f"warning: SEEDS needs about {per_thread / 1e9:.1f} GB per image at {height} x {width}, more than the "
+            f"{available / 1e9:.1f} GB this job may use: it may run out of memory (a cluster job: give the "
+            f"superpixels rule more memory, e.g. --set-resources superpixels:mem_mb=...)")
+    elif threads < requested:
+        log(f"SEEDS needs about {per_thread / 1e9:.1f} GB per image at {height} x {width} and this job may use "
+            f"{available / 1e9:.1f} GB: {threads} threads instead of {requested}")
+    return threads
 
 
 def superpixel_offsets(path: PathLike, num_images: int) -> np.ndarray:
