@@ -104,6 +104,11 @@ class Job:
             return self.pool.stems
         return load_stems(self.dataset, "train")
 
+    @property
+    def pool_shape(self) -> tuple[int, int, int]:
+        """The pool's (N, H, W), without reading its pixels."""
+        return len(self.stems), self.info.height, self.info.width
+
     def pool_images(self) -> np.ndarray | ImagesOnDisk:
         """The pool images (N, H, W, 3): the loaded pool's when it is loaded, else read a slice at a time from
         the file (a step over part of the pool, an inference shard, never holds the rest)."""
@@ -129,14 +134,16 @@ class Job:
         """The masks of the pool images ``images`` (int (D,)), in that order: uint8 (D, H, W), from the loaded
         pool or read from the file (those rows only, never the whole pool's masks)."""
         images = np.asarray(images, dtype=np.int64)
-        return self.pool.masks[images] if "pool" in self.__dict__ else load_rows(self.dataset, "train", "masks",
-                                                                                 images)
+        if "pool" in self.__dict__:
+            return self.pool.masks[images]
+        return load_rows(self.dataset, "train", "masks", images)
 
     def images_of(self, images: np.ndarray) -> np.ndarray:
         """The pool images ``images`` (int (D,)), in that order: uint8 (D, H, W, 3), as :meth:`masks_of`."""
         images = np.asarray(images, dtype=np.int64)
-        return self.pool.images[images] if "pool" in self.__dict__ else load_rows(self.dataset, "train", "images",
-                                                                                  images)
+        if "pool" in self.__dict__:
+            return self.pool.images[images]
+        return load_rows(self.dataset, "train", "images", images)
 
     def masks_at(self, image_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The masks of the distinct pool images of ``image_index`` (int (Q,)), uint8 (D, H, W), and each

@@ -88,9 +88,8 @@ class SuperpixelUnit(QueryUnit):
     def dump_request(self, job: Job, store: LabelStore, images: tuple[int, int]) -> dict[str, Any]:
         from alseg.superpixels import read_superpixels
 
-        pool_shape = (len(job.stems), job.info.height, job.info.width)
         return {"superpixels": read_superpixels(job.file("superpixels"), images=slice(*images),
-                                                expected_shape=pool_shape)}
+                                                expected_shape=job.pool_shape)}
 
     def select(self, job: Job) -> Table:
         from alseg.units.superpixel.select import select_superpixel_queries

@@ -39,7 +39,7 @@ def answer_superpixel_rows(job: Job, queries: Table, rng: np.random.Generator) -
     rr = load_regions(regions, len(queries["query_id"]))
     check_regions_match_queries(rr, queries, regions)
     images = np.unique(rr.query_image)
-    maps = read_pool_superpixels(superpixels, (len(job.stems), info.height, info.width), images=images)
+    maps = read_pool_superpixels(superpixels, job.pool_shape, images=images)
     if maps.num_superpixels != rr.num_superpixels:
         raise RegionsFileError(f"{regions}: made for {rr.num_superpixels} base superpixels, {superpixels} has "
                                f"{maps.num_superpixels}")

@@ -150,7 +150,7 @@ def pool_regions(job: Job, superpixels: Path, offsets: np.ndarray, pixel_count: 
                                                         merge is not None, rows)
         started = time.perf_counter()
         if merge is not None:
-            maps = read_pool_superpixels(superpixels, (len(job.stems), info.height, info.width), slice(start, stop))
+            maps = read_pool_superpixels(superpixels, job.pool_shape, slice(start, stop))
             parent = round_parent(maps.labels, local, stats, mean_prob, *merge)
         else:
             parent = np.arange(rows.stop - rows.start, dtype=np.int64)
@@ -185,11 +185,11 @@ def select_superpixel_queries(job: Job) -> Table:
     """
     from alseg.units.superpixel.labels import asked_superpixels
 
-    settings, r, info = job.settings, job.round_index, job.info
+    settings, r = job.settings, job.round_index
     superpixels = job.file("superpixels")
     sp = settings["superpixel"]
     # no image: the file's checks (format, the pool's shape, offsets), not its maps
-    offsets = read_pool_superpixels(superpixels, (len(job.stems), info.height, info.width), slice(0, 0)).offsets
+    offsets = read_pool_superpixels(superpixels, job.pool_shape, slice(0, 0)).offsets
     pixel_count = base_pixel_counts(superpixels)
     num_superpixels = int(offsets[-1])
     asked = asked_superpixels(job.previous_store(), num_superpixels)

@@ -182,12 +182,12 @@ def superpixel_training_targets(store: LabelStore, job: Job, part_images: int | 
     sieve_model = load_sieve_model(job.file("previous_model"), job.settings["inference"]["device"]) if sieving else None
     batch = int(job.settings["inference"]["batch_size"])
     part = part_images or batch * max(1, PART_PIXELS // (info.height * info.width * batch))
-    dtype, unlabelled = (np.uint8, 255) if info.num_classes < 255 else (np.int16, -1)
+    dtype, unlabelled = (np.uint8, 255) if info.num_classes <= 255 else (np.int16, -1)
     masks = np.full((images.size, info.height, info.width), unlabelled, dtype=dtype)
     tally = _Tally(LabelNoise(), LabelNoise(), LabelNoise())
     for lo in range(0, images.size, part):
         chosen = images[lo:lo + part]
-        maps = read_pool_superpixels(superpixels, (len(job.stems), info.height, info.width), images=chosen)
+        maps = read_pool_superpixels(superpixels, job.pool_shape, images=chosen)
         pixels = expand_labels(label_of_base, region_of_base, maps)
         row = np.searchsorted(chosen, pixels.image)
         truth = job.masks_of(chosen)[row, pixels.y, pixels.x]
