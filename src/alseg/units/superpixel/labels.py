@@ -146,6 +146,11 @@ def superpixel_labels(store: LabelStore, num_superpixels: int) -> tuple[np.ndarr
     return label, region
 
 
+def region_count(region_of_base: np.ndarray) -> int:
+    """The number of answered queries (sieving's regions) of :func:`superpixel_labels`' ``region``."""
+    return int(region_of_base.max()) + 1 if region_of_base.size and region_of_base.max() >= 0 else 0
+
+
 @dataclass
 class LabelledPixels:
     """The pixels of answered superpixel queries, in (image, y, x) order.
@@ -220,7 +225,7 @@ def expand_labels(label_of_base: np.ndarray, region_of_base: np.ndarray, maps: S
         b, ys, xs = np.nonzero(cls_map >= 0)
         parts.append((maps.images[chunk][b].astype(np.int32), ys.astype(np.int32), xs.astype(np.int32),
                       cls_map[b, ys, xs], region_of_base[ids[b, ys, xs]]))
-    num_regions = int(region_of_base.max()) + 1 if region_of_base.size and region_of_base.max() >= 0 else 0
+    num_regions = region_count(region_of_base)
     if not parts:
         empty = [np.zeros(0, t) for t in (np.int32, np.int32, np.int32, np.int16, np.int64)]
         return LabelledPixels(*empty, num_regions=num_regions)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,13 @@ from alseg.points import DenseLabels
 from alseg.sieve import sieve_mask
 from alseg.units.base import CHUNK_PIXELS, Job, TrainingTargets
 from alseg.units.superpixel.files import read_pool_superpixels, superpixel_offsets
-from alseg.units.superpixel.labels import LabelledPixels, expand_labels, labelled_images, superpixel_labels
+from alseg.units.superpixel.labels import (
+    LabelledPixels,
+    expand_labels,
+    labelled_images,
+    region_count,
+    superpixel_labels,
+)
 
 PathLike = str | os.PathLike[str]
 
@@ -152,9 +158,9 @@ class _Tally:
     """What the training record counts over the parts: noise before sieving, of the kept and of the sieved-out
     pixels, regions sieved and the seconds sieving took."""
 
-    before: LabelNoise
-    kept: LabelNoise
-    sieved_out: LabelNoise
+    before: LabelNoise = field(default_factory=LabelNoise)
+    kept: LabelNoise = field(default_factory=LabelNoise)
+    sieved_out: LabelNoise = field(default_factory=LabelNoise)
     sieved_regions: int = 0
     sieve_seconds: float = 0.0
 
@@ -184,7 +190,7 @@ def superpixel_training_targets(store: LabelStore, job: Job, part_images: int | 
     part = part_images or batch * max(1, PART_PIXELS // (info.height * info.width * batch))
     dtype, unlabelled = (np.uint8, 255) if info.num_classes <= 255 else (np.int16, -1)
     masks = np.full((images.size, info.height, info.width), unlabelled, dtype=dtype)
-    tally = _Tally(LabelNoise(), LabelNoise(), LabelNoise())
+    tally = _Tally()
     for lo in range(0, images.size, part):
         chosen = images[lo:lo + part]
         maps = read_pool_superpixels(superpixels, job.pool_shape, images=chosen)
@@ -201,7 +207,7 @@ def superpixel_training_targets(store: LabelStore, job: Job, part_images: int | 
         for noise, which in ((tally.before, slice(None)), (tally.kept, keep), (tally.sieved_out, ~keep)):
             noise.add(pixels.cls[which], truth[which], info.ignore_index)
         masks[lo + row[keep], pixels.y[keep], pixels.x[keep]] = pixels.cls[keep]
-    num_regions = int(region_of_base.max()) + 1 if region_of_base.size else 0
+    num_regions = region_count(region_of_base)
     record = _training_record(tally, num_regions, str(job.file("previous_model")) if sieving else None)
     log(f"round {r}: {tally.before.pixels} pixels in {num_regions} answered regions over {images.size} of "
         f"{len(job.stems)} images; " + (f"sieving with {record['sieve_model']} kept {tally.kept.pixels} and "
