@@ -71,16 +71,19 @@ REFERENCE = "fully_supervised"
 
 
 def benchmark_config(protocol: str, camvid: Path, experiments: list[str] | None, seeds: list[int] | None,
-                     last_round: int | None) -> dict[str, Any]:
-    """The protocol's config with the CamVid folder, the chosen experiments (plus references) and seeds."""
+                     last_round: int | None, reference: bool = True) -> dict[str, Any]:
+    """The protocol's config with the CamVid folder, the chosen experiments (plus references, unless
+    ``reference`` is false) and seeds."""
     config = yaml.safe_load((REPO / "benchmarks" / "configs" / f"camvid_{protocol}.yaml").read_text())
     config["datasets"]["camvid"]["root"] = str(camvid.resolve())
     if experiments:
         unknown = sorted(set(experiments) - set(config["experiments"]))
         if unknown:
             sys.exit(f"unknown experiments {unknown}; camvid_{protocol}.yaml has {sorted(config['experiments'])}")
-        keep = [n for n in config["experiments"] if n in experiments or n.endswith(REFERENCE)]
+        keep = [n for n in config["experiments"] if n in experiments or (reference and n.endswith(REFERENCE))]
         config["experiments"] = {n: config["experiments"][n] for n in keep}
+        if not reference:
+            config.pop("reference", None)
     if seeds:
         config["defaults"]["seeds"] = seeds
     if last_round is not None:
@@ -413,6 +416,8 @@ def main() -> None:
     parser.add_argument("--protocol", choices=protocols, default="cpu",
                         help="benchmarks/configs/camvid_<protocol>.yaml")
     parser.add_argument("--experiments", nargs="+", help="config entries to run (default: all)")
+    parser.add_argument("--no-reference", action="store_true", help="with --experiments: leave out the fully "
+                        "supervised reference (a chunk of a protocol whose reference ran in another chunk)")
     parser.add_argument("--seeds", type=int, nargs="+", help="run every experiment once per seed")
     parser.add_argument("--round", type=int, help="override the config's last round")
     default_camvid = Path(os.environ.get("ALSEG_CAMVID", REPO.parent / "shared" / "data" / "camvid"))
@@ -432,7 +437,8 @@ def main() -> None:
                  "ALSEG_CAMVID")
     out = args.out or REPO / "benchmarks" / "out" / f"camvid_{args.protocol}"
     out.mkdir(parents=True, exist_ok=True)
-    config = benchmark_config(args.protocol, args.camvid, args.experiments, args.seeds, args.round)
+    config = benchmark_config(args.protocol, args.camvid, args.experiments, args.seeds, args.round,
+                              not args.no_reference)
     gpu_jobs = args.gpu_jobs or (1 if args.protocol == "gpu" else args.cores)
     if args.protocol == "gpu":  # a train job claims model_threads cores: k of them must fit at once
         config["model_threads"] = max(1, args.cores // gpu_jobs)
