@@ -48,7 +48,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from default_run import job_timings, machine  # noqa: E402
-from finished_runs import finished_results  # noqa: E402
+from finished_runs import finished_results, keep_finished  # noqa: E402
 
 from alseg.config import resolve_config  # noqa: E402
 from alseg.report import COST_AXES, read_rows, round_table  # noqa: E402
@@ -152,12 +152,25 @@ class Claims:
     """The papers' claims, each checked against one model family's groups (names ``<prefix><group>``).
 
     ``rows``: the per-round table (:func:`alseg.report.round_table`: group means); ``curves``: each
-    experiment's learning curve, whose seeds give the paired comparisons of :mod:`alseg.verdicts`.
+    experiment's learning curve, whose seeds give the paired comparisons of :mod:`alseg.verdicts`;
+    ``planned``: the groups of the invocation, finished or not (None: every group), so that a claim whose
+    experiments were not chosen says so instead of "not yet run".
     """
 
+    # each claim's groups: one group of every tuple must be planned for the claim to be in the report
+    NEEDS = {
+        "margin_beats_random": [("pixel_margin",), ("pixel_random",)],
+        "percent_of_full": [("pixel_margin",), (REFERENCE,)],
+        "sieving": [("sp_class_balanced",), ("sp_s",)],
+        "class_balance": [("sp_class_balanced",), ("sp_uncertainty",)],
+        "binary_hours": [("binary_greedy",), ("sp_class_balanced",)],
+        "binary_selection": [("binary_lp", "binary_greedy"), ("binary_rr", "binary_ee")],
+    }
+
     def __init__(self, rows: list[dict], classes: dict[str, dict], results: Path, cfg: dict, prefix: str,
-                 curves: dict[str, list[dict]] | None = None) -> None:
+                 curves: dict[str, list[dict]] | None = None, planned: set[str] | None = None) -> None:
         self.rows, self.classes, self.results, self.cfg, self.prefix = rows, classes, results, cfg, prefix
+        self.planned = planned
         self.curves = curves or {}
 
     def curve(self, group: str) -> list[dict]:
@@ -283,15 +296,24 @@ class Claims:
         tests = "; ".join(f"{name} minus the better of {against}: {d.text()}" for name, d in diffs.items())
         return f"**{verdict}** ({tests}; mean curves: {per_round})"
 
+    def verdict(self, claim: str) -> str:
+        """The claim's verdict, or why it is not in this report: a needed group was not planned."""
+        missing = [" or ".join(alternatives) for alternatives in self.NEEDS[claim] if self.planned is not None
+                   and not any(self.prefix + group in self.planned for group in alternatives)]
+        if missing:
+            return f"not in this report (no {', '.join(missing)} experiment in this invocation)"
+        return getattr(self, claim)()
+
     def lines(self) -> list[str]:
         return [
-            f"- Margin beats random in every round (PixelPick): {self.margin_beats_random()}",
-            f"- About 96% of fully supervised at 100 px per image (PixelPick): {self.percent_of_full()}",
-            f"- Sieving lowers label noise and raises mIoU (Adaptive Superpixel): {self.sieving()}",
-            f"- Class balance helps rare classes ({', '.join(RARE_CLASSES)}): {self.class_balance()}",
-            f"- Binary queries reach a given mIoU in fewer estimated hours than region labels: {self.binary_hours()}",
+            f"- Margin beats random in every round (PixelPick): {self.verdict('margin_beats_random')}",
+            f"- About 96% of fully supervised at 100 px per image (PixelPick): {self.verdict('percent_of_full')}",
+            f"- Sieving lowers label noise and raises mIoU (Adaptive Superpixel): {self.verdict('sieving')}",
+            f"- Class balance helps rare classes ({', '.join(RARE_CLASSES)}): {self.verdict('class_balance')}",
+            "- Binary queries reach a given mIoU in fewer estimated hours than region labels: "
+            f"{self.verdict('binary_hours')}",
             f"- The chosen binary questions beat random (RR) and entropy-ranked (EE) ones (Binary Feedback): "
-            f"{self.binary_selection()}",
+            f"{self.verdict('binary_selection')}",
         ]
 
 
@@ -348,9 +370,10 @@ def reference_convergence(results: Path, cfg: dict) -> list[str]:
 
 
 def summary(out: Path, protocol: str, cfg: dict, wall: float | None, command: str, figures: Path,
-            unfinished: list[str] | None = None) -> str:
+            unfinished: list[str] | None = None, planned: set[str] | None = None) -> str:
     """The results file's text for the experiments of ``cfg`` in ``out/results``; ``wall`` None and
-    ``unfinished``: an interim report of a run still going on (``--report-only``)."""
+    ``unfinished``: an interim report of a run still going on (``--report-only``); ``planned``: the groups
+    of the invocation (default: those of ``cfg``)."""
     results = out / "results"
     curves, groups = curves_by_group(results, cfg)
     rows = round_table(curves, groups, cfg["references"])
@@ -398,16 +421,25 @@ def summary(out: Path, protocol: str, cfg: dict, wall: float | None, command: st
         "",
     ]
     prefixes = sorted({g[: -len(REFERENCE)] for g in groups.values() if g.endswith(REFERENCE)}) or [""]
+    planned = planned or {e["group"] for e in cfg["experiments"].values()}
     for prefix in prefixes:
         if prefix:
             lines += [f"### {prefix.rstrip('_')}", ""]
-        lines += Claims(rows, classes, results, cfg, prefix, curves).lines() + [""]
+        lines += Claims(rows, classes, results, cfg, prefix, curves, planned).lines() + [""]
     for column, _ in COST_AXES:
         source = results / f"comparison_{column}.png"
         if source.is_file():
             figures.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, figures / source.name)
     return "\n".join(lines) + "\n"
+
+
+def keep(wanted: bool, out: Path, config: dict, store: Path) -> None:
+    """``--keep``: copy the finished experiments of ``out`` into ``store``; say which."""
+    if wanted:
+        kept, already = keep_finished(out, resolve_config(config), store)
+        print(f"kept in {store}: {', '.join(kept) or 'nothing new'}"
+              + (f"; already kept (left as they are): {', '.join(already)}" if already else ""), flush=True)
 
 
 def main() -> None:
@@ -429,6 +461,9 @@ def main() -> None:
                         "schedules rounds of several experiments in no particular order)")
     parser.add_argument("--report-only", action="store_true", help="run nothing: report the experiments whose "
                         "rounds have all been evaluated (an interim report while a run goes on; finished_runs.py)")
+    parser.add_argument("--keep", action="store_true", help="copy the small files of the finished experiments' "
+                        "rounds into benchmarks/results/camvid_<protocol>/kept, which --report-only reads beside "
+                        "--out: a protocol run in chunks on machines that do not outlive a session")
     parser.add_argument("--gpu-jobs", type=int, help="train jobs at once (default: 1 on the gpu protocol, "
                         "--cores on the cpu protocol, whose jobs take one thread each)")
     args = parser.parse_args()
@@ -444,9 +479,13 @@ def main() -> None:
         config["model_threads"] = max(1, args.cores // gpu_jobs)
     command = " ".join(["python benchmarks/camvid.py", *sys.argv[1:]])
     figures = REPO / "benchmarks" / "results" / f"camvid_{args.protocol}"
+    kept = figures / "kept"
     if args.report_only:  # the run's own config.yaml is left as it is
-        finished, unfinished = finished_results(out, resolve_config(config), out / "interim")
-        text = summary(out / "interim", args.protocol, finished, None, command, figures, unfinished)
+        keep(args.keep, out, config, kept)
+        resolved = resolve_config(config)
+        finished, unfinished = finished_results([out, kept], resolved, out / "interim")
+        text = summary(out / "interim", args.protocol, finished, None, command, figures, unfinished,
+                       {e["group"] for e in resolved["experiments"].values()})
     else:
         (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         unknown = sorted(set(args.first) - set(resolve_config(config)["experiments"]))
@@ -455,6 +494,7 @@ def main() -> None:
         wall = run_workflow(out, args.cores, gpu_jobs, args.dry_run, args.first)
         if args.dry_run:
             return
+        keep(args.keep, out, config, kept)
         text = summary(out, args.protocol, resolve_config(config), wall, command, figures)
     target = REPO / "benchmarks" / "results" / f"camvid_{args.protocol}.md"
     target.write_text(text)

@@ -5,12 +5,19 @@ folders are linked, file by file, into a results folder of their own (``<out>/in
 round's ``metrics.json`` is computed there where the workflow has not written it yet, then the learning
 curves and the comparison's files (:func:`alseg.report.write_comparison`). Nothing is written in the run's
 own results folder, so a workflow running there is not disturbed.
+
+A protocol longer than a session whose machine does not outlive it runs in chunks of whole experiments:
+:func:`keep_finished` copies the small files of each finished experiment's rounds (scores, metrics, train
+records, job logs) into a folder of the repository (``camvid.py --keep``), and a later report reads them
+beside the run's own (:func:`finished_results` takes several run folders). Models, queries and labels stay
+behind: a kept experiment can be reported, not resumed.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +51,62 @@ def _link_rounds(source: Path, target: Path, rounds: range, name: str, cfg: dict
     return paths
 
 
-def finished_results(run: Path, cfg: dict[str, Any], out: Path) -> tuple[dict[str, Any], list[str]]:
-    """Set up ``out/results`` from the finished experiments of ``cfg`` (resolved) in ``run/<results>``.
+KEPT_FILES = ("evaluation.json", "metrics.json", "train_log.json")  # and logs/*.log: each job's timing
+
+
+def _rounds(cfg: dict[str, Any], name: str) -> range:
+    return range(experiment_last_round(cfg["round"], cfg["experiments"][name]) + 1)
+
+
+def _finished(source: Path, rounds: range) -> bool:
+    return all((source / f"round_{r}" / "evaluation.json").is_file() for r in rounds)
+
+
+def keep_finished(run: Path, cfg: dict[str, Any], store: Path) -> tuple[list[str], list[str]]:
+    """Copy the small files of the finished experiments of ``cfg`` (resolved) in ``run/<results>`` into
+    ``store/<results>``: per round ``evaluation.json``, ``metrics.json`` (computed where the workflow has
+    not written it yet), ``train_log.json`` and ``logs/*.log``.
+
+    An experiment already in ``store`` is never overwritten (its results came from another chunk; delete
+    its folder to keep it anew). Returns the names kept now and those already kept."""
+    kept, already = [], []
+    for name in cfg["experiments"]:
+        source, target = run / cfg["results"] / name, store / cfg["results"] / name
+        if not _finished(source, _rounds(cfg, name)):
+            continue
+        if target.exists():
+            already.append(name)
+            continue
+        staging = target.with_name(f".{name}.partial")  # a copy cut short is never mistaken for a kept one
+        shutil.rmtree(staging, ignore_errors=True)
+        for r in _rounds(cfg, name):
+            folder, into = source / f"round_{r}", staging / f"round_{r}"
+            (into / "logs").mkdir(parents=True)
+            for item in KEPT_FILES:
+                if (folder / item).is_file():
+                    shutil.copy2(folder / item, into / item)
+            if not (into / "metrics.json").exists():
+                write_metrics(folder / "evaluation.json", folder / "labels.npz", name,
+                              metrics_description(cfg, name), into / "metrics.json")
+            for log in (folder / "logs").glob("*.log"):
+                shutil.copy2(log, into / "logs" / log.name)
+        staging.rename(target)
+        kept.append(name)
+    return kept, already
+
+
+def finished_results(runs: Sequence[Path], cfg: dict[str, Any], out: Path) -> tuple[dict[str, Any], list[str]]:
+    """Set up ``out/results`` from the finished experiments of ``cfg`` (resolved) in ``run/<results>`` for
+    the first of ``runs`` that has each finished (a run folder, or a store of :func:`keep_finished`).
 
     Returns ``cfg`` restricted to them, and the names of the unfinished ones."""
     shutil.rmtree(out, ignore_errors=True)
     results = out / "results"
     finished, unfinished = [], []
-    for name, experiment in cfg["experiments"].items():
-        source = run / cfg["results"] / name
-        rounds = range(experiment_last_round(cfg["round"], experiment) + 1)
-        if not all((source / f"round_{r}" / "evaluation.json").is_file() for r in rounds):
+    for name in cfg["experiments"]:
+        rounds = _rounds(cfg, name)
+        source = next((s for s in (run / cfg["results"] / name for run in runs) if _finished(s, rounds)), None)
+        if source is None:
             unfinished.append(name)
             continue
         finished.append(name)

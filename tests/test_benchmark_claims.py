@@ -151,6 +151,22 @@ def test_binary_selection_must_beat_the_better_baseline_in_every_seed(camvid):
     assert rr_only.startswith("**holds**") and "greedy minus the better of RR: +2.5 points" in rr_only
 
 
+def test_a_claim_whose_experiments_were_not_chosen_says_so_instead_of_not_yet_run(camvid):
+    """A chunk of a protocol (--experiments binary_greedy binary_rr --no-reference) reports its own claims;
+    the others name the group that is not in the invocation; a planned but unfinished one is "not yet run"."""
+    chunk = claims(camvid, {"binary_greedy": [[0.3, 0.34, 0.36]] * 2, "binary_rr": [[0.3, 0.32, 0.33]] * 2})
+    chunk.planned = {"binary_greedy", "binary_rr"}
+    lines = chunk.lines()
+    assert lines[-1].endswith(chunk.binary_selection()) and "**holds**" in lines[-1]
+    assert lines[1].endswith("not in this report (no pixel_margin, fully_supervised experiment in this invocation)")
+    assert lines[4].endswith("not in this report (no sp_class_balanced experiment in this invocation)")
+    chunk.planned |= {"sp_class_balanced"}
+    assert chunk.verdict("binary_hours") == "not yet run"
+    chunk.planned = {"binary_lp"}
+    assert chunk.verdict("binary_selection") == ("not in this report (no binary_rr or binary_ee experiment in "
+                                                 "this invocation)")
+
+
 def test_the_reference_reports_whether_its_best_epoch_is_its_last(camvid, tmp_path):
     def run(name: str, vals: list[float | None]) -> None:
         folder = tmp_path / name / "round_0"

@@ -227,7 +227,7 @@ def test_an_interim_report_reads_the_finished_experiments_and_writes_nothing_in_
     from alseg.config import resolve_config
 
     cfg = resolve_config({**yaml.safe_load(TINY.read_text()), "round": 2})
-    done, unfinished = finished_results(three_rounds, cfg, tmp_path / "interim")
+    done, unfinished = finished_results([three_rounds], cfg, tmp_path / "interim")
     assert sorted(done["experiments"]) == ["margin", "random"] and unfinished == []
     for name in ("comparison_rounds.csv", "comparison.md", "comparison.csv", "per_class_iou.csv"):
         assert (tmp_path / "interim/results" / name).read_bytes() == (three_rounds / "results" / name).read_bytes()
@@ -237,13 +237,50 @@ def test_an_interim_report_reads_the_finished_experiments_and_writes_nothing_in_
     (run / "results/random/round_2/evaluation.json").unlink()  # random's last round is still training
     (run / "results/margin/round_2/metrics.json").unlink()  # margin's last metrics step has not run
     before = {str(p): p.read_bytes() for p in (run / "results").rglob("*") if p.is_file()}
-    done, unfinished = finished_results(run, cfg, tmp_path / "interim")
+    done, unfinished = finished_results([run], cfg, tmp_path / "interim")
     assert list(done["experiments"]) == ["margin"] and done["compare"] == ["margin"] and unfinished == ["random"]
     assert {str(p): p.read_bytes() for p in (run / "results").rglob("*") if p.is_file()} == before  # untouched
     computed = tmp_path / "interim/results/margin/round_2/metrics.json"
     assert not computed.is_symlink()
     assert computed.read_bytes() == (three_rounds / "results/margin/round_2/metrics.json").read_bytes()
     assert not (tmp_path / "interim/results/random").exists()
+
+
+def test_kept_experiments_are_reported_beside_a_later_run_and_never_overwritten(three_rounds, tmp_path):
+    """benchmarks/camvid.py --keep: a finished experiment's small files are copied into a store (no models,
+    no labels); a report over a later run folder that lacks it plus the store equals the original report;
+    keeping again leaves the kept copy as it is."""
+    import shutil
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from finished_runs import finished_results, keep_finished
+
+    from alseg.config import resolve_config
+
+    cfg = resolve_config({**yaml.safe_load(TINY.read_text()), "round": 2})
+    run = tmp_path / "run"
+    shutil.copytree(three_rounds / "results", run / "results", ignore=shutil.ignore_patterns("*.h5", "*.pt"))
+    (run / "results/random/round_2/evaluation.json").unlink()  # random is not finished
+    (run / "results/margin/round_2/metrics.json").unlink()  # computed while keeping
+    store = tmp_path / "kept"
+    assert keep_finished(run, cfg, store) == (["margin"], [])
+    kept = sorted(p.relative_to(store / "results/margin").as_posix() for p in (store / "results/margin").rglob("*")
+                  if p.is_file())
+    assert kept and all(p.split("/")[-1] in ("evaluation.json", "metrics.json", "train_log.json") or
+                        p.split("/")[1] == "logs" for p in kept)
+    assert "round_2/metrics.json" in kept and not list(store.rglob("*.npz")) and not list(store.rglob("*.pt"))
+
+    later = tmp_path / "later"  # another machine: random finished there, margin only in the store
+    shutil.copytree(three_rounds / "results/random", later / "results/random")
+    done, unfinished = finished_results([later, store], cfg, tmp_path / "interim")
+    assert sorted(done["experiments"]) == ["margin", "random"] and unfinished == []
+    for name in ("comparison_rounds.csv", "comparison.md", "per_class_iou.csv"):
+        assert (tmp_path / "interim/results" / name).read_bytes() == (three_rounds / "results" / name).read_bytes()
+
+    before = (store / "results/margin/round_0/evaluation.json").read_bytes()
+    (run / "results/margin/round_0/evaluation.json").write_text("{}")
+    assert keep_finished(run, cfg, store) == ([], ["margin"])
+    assert (store / "results/margin/round_0/evaluation.json").read_bytes() == before
 
 
 @needs_camvid
