@@ -13,12 +13,15 @@ Usage::
     python benchmarks/camvid.py --protocol gpu --gpu-jobs 3                       # on a GPU machine
 
 ``--experiments`` runs the named entries of the config (the reference ``fully_supervised`` entries are
-always added); results are cached in the work folder, so a later invocation with more experiments or a
+added unless ``--no-reference``); results are cached in the work folder, so a later invocation with more experiments or a
 later ``--round`` only runs what is missing. The summary covers the experiments of the invocation. ``--seeds 0 1 2`` runs every
 experiment once per seed and reports the mean and spread. CamVid comes from ``--camvid``, else
 ``$ALSEG_CAMVID``, else ``../shared/data/camvid`` next to the repository (SegNet layout). ``--report-only``
 runs nothing and reports the experiments whose rounds have all been evaluated, while a run goes on
-(an interim report that names the experiments it leaves out).
+(an interim report that names the experiments it leaves out). ``--keep`` copies the finished experiments'
+small files into ``benchmarks/results/camvid_<protocol>/kept``, which ``--report-only`` reads beside
+``--out``: a protocol longer than a session runs in chunks of whole experiments on machines that do not
+outlive one (``finished_runs.py``).
 
 Protocols:
 
