@@ -437,12 +437,11 @@ def summary(out: Path, protocol: str, cfg: dict, wall: float | None, command: st
     return "\n".join(lines) + "\n"
 
 
-def keep(wanted: bool, out: Path, config: dict, store: Path) -> None:
-    """``--keep``: copy the finished experiments of ``out`` into ``store``; say which."""
-    if wanted:
-        kept, already = keep_finished(out, resolve_config(config), store)
-        print(f"kept in {store}: {', '.join(kept) or 'nothing new'}"
-              + (f"; already kept (left as they are): {', '.join(already)}" if already else ""), flush=True)
+def keep(out: Path, cfg: dict, store: Path) -> None:
+    """``--keep``: copy the finished experiments of ``cfg`` (resolved) in ``out`` into ``store``; say which."""
+    kept, already = keep_finished(out, cfg, store)
+    print(f"kept in {store}: {', '.join(kept) or 'nothing new'}"
+          + (f"; already kept (left as they are): {', '.join(already)}" if already else ""), flush=True)
 
 
 def main() -> None:
@@ -483,22 +482,24 @@ def main() -> None:
     command = " ".join(["python benchmarks/camvid.py", *sys.argv[1:]])
     figures = REPO / "benchmarks" / "results" / f"camvid_{args.protocol}"
     kept = figures / "kept"
+    resolved = resolve_config(config)
     if args.report_only:  # the run's own config.yaml is left as it is
-        keep(args.keep, out, config, kept)
-        resolved = resolve_config(config)
+        if args.keep:
+            keep(out, resolved, kept)
         finished, unfinished = finished_results([out, kept], resolved, out / "interim")
         text = summary(out / "interim", args.protocol, finished, None, command, figures, unfinished,
                        {e["group"] for e in resolved["experiments"].values()})
     else:
         (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        unknown = sorted(set(args.first) - set(resolve_config(config)["experiments"]))
+        unknown = sorted(set(args.first) - set(resolved["experiments"]))
         if unknown:
             sys.exit(f"--first: {unknown} are not experiments of this invocation")
         wall = run_workflow(out, args.cores, gpu_jobs, args.dry_run, args.first)
         if args.dry_run:
             return
-        keep(args.keep, out, config, kept)
-        text = summary(out, args.protocol, resolve_config(config), wall, command, figures)
+        if args.keep:
+            keep(out, resolved, kept)
+        text = summary(out, args.protocol, resolved, wall, command, figures)
     target = REPO / "benchmarks" / "results" / f"camvid_{args.protocol}.md"
     target.write_text(text)
     print(text)

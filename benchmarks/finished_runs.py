@@ -35,6 +35,13 @@ from alseg.report import (
 from alseg.steps import write_metrics
 
 
+def _write_missing_metrics(round_folder: Path, metrics: Path, name: str, cfg: dict[str, Any]) -> None:
+    """Compute ``metrics`` from the round folder's scores and labels, as the metrics step would, if absent."""
+    if not metrics.exists():
+        write_metrics(round_folder / "evaluation.json", round_folder / "labels.npz", name,
+                      metrics_description(cfg, name), metrics)
+
+
 def _link_rounds(source: Path, target: Path, rounds: range, name: str, cfg: dict[str, Any]) -> list[Path]:
     """Link the round folders' files of one experiment; its ``metrics.json`` paths (computed where missing)."""
     paths = []
@@ -43,11 +50,8 @@ def _link_rounds(source: Path, target: Path, rounds: range, name: str, cfg: dict
         folder.mkdir(parents=True)
         for item in (source / f"round_{r}").iterdir():
             os.symlink(item.resolve(), folder / item.name)
-        metrics = folder / "metrics.json"
-        if not metrics.exists():
-            write_metrics(folder / "evaluation.json", folder / "labels.npz", name, metrics_description(cfg, name),
-                          metrics)
-        paths.append(metrics)
+        _write_missing_metrics(folder, folder / "metrics.json", name, cfg)
+        paths.append(folder / "metrics.json")
     return paths
 
 
@@ -71,23 +75,21 @@ def keep_finished(run: Path, cfg: dict[str, Any], store: Path) -> tuple[list[str
     its folder to keep it anew). Returns the names kept now and those already kept."""
     kept, already = [], []
     for name in cfg["experiments"]:
-        source, target = run / cfg["results"] / name, store / cfg["results"] / name
-        if not _finished(source, _rounds(cfg, name)):
+        source, target, rounds = run / cfg["results"] / name, store / cfg["results"] / name, _rounds(cfg, name)
+        if not _finished(source, rounds):
             continue
         if target.exists():
             already.append(name)
             continue
         staging = target.with_name(f".{name}.partial")  # a copy cut short is never mistaken for a kept one
         shutil.rmtree(staging, ignore_errors=True)
-        for r in _rounds(cfg, name):
+        for r in rounds:
             folder, into = source / f"round_{r}", staging / f"round_{r}"
             (into / "logs").mkdir(parents=True)
             for item in KEPT_FILES:
                 if (folder / item).is_file():
                     shutil.copy2(folder / item, into / item)
-            if not (into / "metrics.json").exists():
-                write_metrics(folder / "evaluation.json", folder / "labels.npz", name,
-                              metrics_description(cfg, name), into / "metrics.json")
+            _write_missing_metrics(folder, into / "metrics.json", name, cfg)
             for log in (folder / "logs").glob("*.log"):
                 shutil.copy2(log, into / "logs" / log.name)
         staging.rename(target)
