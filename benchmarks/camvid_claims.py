@@ -19,6 +19,7 @@ from alseg.verdicts import (
     LEVEL,
     MIN_SEEDS,
     NOT_SHOWN,
+    PairedDifference,
     RatioOfMeans,
     bootstrap,
     break_even_seconds,
@@ -95,6 +96,11 @@ class Claims:
                 out[int(self.cfg["experiments"][name]["seed"])] = {int(r["round"]): float(r[column]) for r in rows}
         return out
 
+    def after_round0(self, group: str, control: str) -> PairedDifference:
+        """``group`` minus ``control`` in mIoU, paired over seeds and ``group``'s rounds 1 on (round 0 asks
+        random queries whatever the strategy)."""
+        return compare(self.by_seed(group), self.by_seed(control), [r["round"] for r in self.curve(group) if r["round"] > 0])
+
     def margin_beats_random(self) -> str:
         margin, random = self.curve("pixel_margin"), self.curve("pixel_random")
         if not margin or not random:
@@ -130,8 +136,7 @@ class Claims:
             return "not yet run"
         records = superpixel_records(self.results, self.members("sp_s"), self.cfg)
         lowers = compare(_field(records, "label_noise_before_sieve"), _field(records, "label_noise"))
-        raises = compare(self.by_seed("sp_s"), self.by_seed("sp_class_balanced"),
-                         [r["round"] for r in sieved if r["round"] > 0])
+        raises = self.after_round0("sp_s", "sp_class_balanced")
         return (f"lowers label noise: **{lowers.verdict}** (noise before minus after sieving, rounds 1 on: "
                 f"{lowers.text(unit='points of %')}); raises mIoU: **{raises.verdict}** (SP+S minus SP, "
                 f"class-balanced, rounds 1 on: {raises.text()})")
@@ -140,8 +145,7 @@ class Claims:
         plain, adaptive = self.curve("sp_class_balanced"), self.curve("amsp_s")
         if not plain or not adaptive:
             return "not yet run"
-        raises = compare(self.by_seed("amsp_s"), self.by_seed("sp_class_balanced"),
-                         [r["round"] for r in adaptive if r["round"] > 0])
+        raises = self.after_round0("amsp_s", "sp_class_balanced")
         sp, amsp = (superpixel_records(self.results, self.members(g), self.cfg) for g in ("sp_class_balanced", "amsp_s"))
         noise = compare(_field(sp, "label_noise"), _field(amsp, "label_noise"))
         pixels = [amsp[s][r]["training_pixels"] / sp[s][r]["training_pixels"]
