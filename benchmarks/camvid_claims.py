@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from alseg.verdicts import (
+    DOES_NOT_HOLD,
     HOLDS,
     LEVEL,
     MIN_SEEDS,
@@ -184,6 +185,8 @@ class Claims:
         hours = {name: row["hours"] for name, row in reached.items()}
         faster = hours["binary"] < hours["region"]
         seeds = min(int(row["seeds"]) for row in reached.values())
+        if seeds >= MIN_SEEDS and len(binary) > 1 and best["binary"]["round"] == 0:
+            return self.binary_no_gain(binary, best["region"])
         if seeds < MIN_SEEDS:
             verdict = "not shown: one seed"
         elif faster and best["binary"]["miou_mean"] < best["region"]["miou_mean"]:
@@ -198,6 +201,21 @@ class Claims:
                 f"binary's best is {_pct(best['binary']['miou_mean'])} (round {best['binary']['round']}; round 0: "
                 f"{_pct(binary[0]['miou_mean'])}), the regions' {_pct(best['region']['miou_mean'])} (round "
                 f"{best['region']['round']}, {best['region']['hours']:.2f} h)")
+
+    def binary_no_gain(self, binary: list[dict], region: dict) -> str:
+        """The binary-hours verdict when no yes/no round lifts the mean above round 0: the hours to any mIoU
+        binary reaches are its round-0 labels' (pixels), not the questions', so the verdict rests on the
+        rounds after round 0 minus round 0, paired over seeds."""
+        curves = self.by_seed("binary_greedy")
+        gain = compare({s: {r: v for r, v in c.items() if r > 0} for s, c in curves.items()},
+                       {s: {r: c[0] for r in c if r > 0} for s, c in curves.items() if 0 in c})
+        verdict = DOES_NOT_HOLD if gain.verdict == DOES_NOT_HOLD else "not shown: the yes/no rounds add no mIoU"
+        later = max(binary[1:], key=lambda r: r["miou_mean"])
+        return (f"**{verdict}**: no yes/no round lifts binary (greedy)'s mean above its round 0 "
+                f"({_pct(binary[0]['miou_mean'])}, the labels every binary round starts from; best later: "
+                f"{_pct(later['miou_mean'])} at round {later['round']}); rounds 1 on minus round 0: {gain.text()}; "
+                f"the yes/no questions buy no mIoU to compare in hours, while class-balanced regions reach "
+                f"{_pct(region['miou_mean'])} (round {region['round']}, {region['hours']:.2f} estimated h)")
 
     def binary_selection(self) -> str:
         chosen = {"LP": "binary_lp", "greedy": "binary_greedy"}

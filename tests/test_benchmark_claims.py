@@ -168,6 +168,16 @@ def test_binary_hours_print_their_break_even_region_cost(camvid_claims):
     one = claims(camvid_claims, {"binary_greedy": [[0.3, 0.45]], "sp_class_balanced": [[0.2, 0.45]]},
                  hours={"binary_greedy": 0.5})
     assert one.binary_hours().startswith("**not shown: one seed**")
+    # the yes/no rounds lose mIoU: binary's best is its round 0 (pixel labels), so no hours are compared
+    losing = claims(camvid_claims, {"binary_greedy": [[0.39, 0.36, 0.37], [0.38, 0.37, 0.36]],
+                                    "sp_class_balanced": [[0.38, 0.41, 0.43]] * 2}).binary_hours()
+    assert losing.startswith("**does not hold here**: no yes/no round lifts binary (greedy)'s mean above its round 0 "
+                             "(38.5, the labels every binary round starts from; best later: 36.5 at round 1)")
+    assert "rounds 1 on minus round 0: -2.0 points" in losing and "2 seeds x 2 rounds paired" in losing
+    assert "cheaper in hours" not in losing and "class-balanced regions reach 43.0 (round 2" in losing
+    flat = claims(camvid_claims, {"binary_greedy": [[0.39, 0.40, 0.37], [0.38, 0.36, 0.37]],
+                                  "sp_class_balanced": [[0.38, 0.41, 0.43]] * 2}).binary_hours()
+    assert flat.startswith("**not shown: the yes/no rounds add no mIoU**")
 
 
 def test_binary_selection_must_beat_the_better_baseline_in_every_seed(camvid_claims):
