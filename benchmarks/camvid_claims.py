@@ -3,7 +3,7 @@
 Each claim is a method of :class:`Claims` over one model family's groups; its verdict follows the rules of
 :mod:`alseg.verdicts`: a paired comparison over seeds and rounds, no verdict from one seed, a sparse-label
 model above its reference reported as an unsaturated reference, a verdict that rests on an estimated cost
-printing its break-even cost (BENCHMARKS.md, section 7).
+printing its break-even cost (docs/verdicts.md).
 """
 
 from __future__ import annotations
