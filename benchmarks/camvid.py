@@ -170,8 +170,8 @@ def summary(out: Path, protocol: str, cfg: dict, wall: float | None, command: st
          else "Report only: nothing was run; ")
         + f"train jobs' step time summed over all results: {train_seconds / 60:.1f} min over "
         f"{len(timings.get('train', []))} jobs.",
-        *(["", f"**Interim**: the run is not finished; {len(unfinished)} experiments are left out until all "
-               f"their rounds are evaluated: {', '.join(unfinished)}."] if unfinished else []),
+        *(["", f"**Interim**: the run is not finished; left out until all their rounds are evaluated "
+               f"({len(unfinished)}): {', '.join(unfinished)}."] if unfinished else []),
         "",
         f"Setting: CamVid (SegNet layout, 11 classes, void ignored), resized to {camvid.get('resize')}; pool = "
         "train (367 images), checkpoint chosen on val (101), reported on test (233). Model "
