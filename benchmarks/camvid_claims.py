@@ -151,9 +151,9 @@ class Claims:
         noise = compare(_field(sp, "label_noise"), _field(amsp, "label_noise"))
         pixels = [amsp[s][r]["training_pixels"] / sp[s][r]["training_pixels"]
                   for s in set(sp) & set(amsp) for r in set(sp[s]) & set(amsp[s]) if r > 0]
-        extra = (f"; AMSP+S trains on {min(pixels):.1f}-{max(pixels):.1f}x SP's pixels per round from the "
-                 "same number of regions" if pixels else "")
-        return (f"raises mIoU: **{raises.verdict}** (AMSP+S minus SP, class-balanced, the same regions per round, "
+        extra = (f"; AMSP+S trains on {min(pixels):.1f}-{max(pixels):.1f}x SP's pixels per round (merged regions "
+                 "are larger; it asks fewer where too few regions are left unasked)" if pixels else "")
+        return (f"raises mIoU: **{raises.verdict}** (AMSP+S minus SP, class-balanced, the same region budget per round, "
                 f"rounds 1 on: {raises.text()}); lowers the training labels' noise: **{noise.verdict}** (SP's minus "
                 f"AMSP+S's, rounds 1 on: {noise.text(unit='points of %')}){extra}")
 

@@ -125,7 +125,7 @@ def test_sieving_verdicts_pair_seeds_and_read_the_label_noise_of_the_train_logs(
 
 
 def test_adaptive_superpixels_pair_seeds_and_compare_the_training_labels_of_both(camvid_claims, tmp_path):
-    """AMSP+S against SP at the same regions per round: mIoU paired over seeds and rounds 1 on, and the noise
+    """AMSP+S against SP at the same region budget per round: mIoU paired over seeds and rounds 1 on, and the noise
     and pixel count of each one's training labels from its train logs."""
     logs = {"sp_class_balanced": [(0.10, 1000), (0.12, 2000), (0.13, 3000)],
             "amsp_s": [(0.10, 1000), (0.08, 5000), (0.09, 6000)]}
@@ -139,7 +139,7 @@ def test_adaptive_superpixels_pair_seeds_and_compare_the_training_labels_of_both
     groups = {"sp_class_balanced": [[0.2, 0.30, 0.40], [0.2, 0.31, 0.41]],
               "amsp_s": [[0.2, 0.33, 0.43], [0.2, 0.34, 0.44]]}
     verdict = claims(camvid_claims, groups, tmp_path=tmp_path).adaptive_superpixels()
-    assert verdict.startswith("raises mIoU: **holds** (AMSP+S minus SP, class-balanced, the same regions per round, "
+    assert verdict.startswith("raises mIoU: **holds** (AMSP+S minus SP, class-balanced, the same region budget per round, "
                               "rounds 1 on: +3.0 points")
     assert "lowers the training labels' noise: **holds** (SP's minus AMSP+S's, rounds 1 on: +4.0 points of %" in verdict
     assert "AMSP+S trains on 2.0-2.5x SP's pixels per round" in verdict
