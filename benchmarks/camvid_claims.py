@@ -97,6 +97,14 @@ class Claims:
                 out[int(self.cfg["experiments"][name]["seed"])] = {int(r["round"]): float(r[column]) for r in rows}
         return out
 
+    def ran(self, *groups: str) -> bool:
+        """Whether every one of ``groups`` has finished rounds in this report."""
+        return all(self.curve(group) for group in groups)
+
+    def records(self, group: str) -> dict[int, dict[int, dict[str, Any]]]:
+        """:func:`superpixel_records` of the group's experiments."""
+        return superpixel_records(self.results, self.members(group), self.cfg)
+
     def after_round0(self, group: str, control: str) -> PairedDifference:
         """``group`` minus ``control`` in mIoU, paired over seeds and ``group``'s rounds 1 on (round 0 asks
         random queries whatever the strategy)."""
@@ -132,10 +140,9 @@ class Claims:
                 f"{100 * ratio.high:.0f}%] (bootstrap over the seeds of each) (paper: 96%, with ImageNet weights)")
 
     def sieving(self) -> str:
-        plain, sieved = self.curve("sp_class_balanced"), self.curve("sp_s")
-        if not plain or not sieved:
+        if not self.ran("sp_class_balanced", "sp_s"):
             return "not yet run"
-        records = superpixel_records(self.results, self.members("sp_s"), self.cfg)
+        records = self.records("sp_s")
         lowers = compare(_field(records, "label_noise_before_sieve"), _field(records, "label_noise"))
         raises = self.after_round0("sp_s", "sp_class_balanced")
         return (f"lowers label noise: **{lowers.verdict}** (noise before minus after sieving, rounds 1 on: "
@@ -143,11 +150,10 @@ class Claims:
                 f"class-balanced, rounds 1 on: {raises.text()})")
 
     def adaptive_superpixels(self) -> str:
-        plain, adaptive = self.curve("sp_class_balanced"), self.curve("amsp_s")
-        if not plain or not adaptive:
+        if not self.ran("sp_class_balanced", "amsp_s"):
             return "not yet run"
         raises = self.after_round0("amsp_s", "sp_class_balanced")
-        sp, amsp = (superpixel_records(self.results, self.members(g), self.cfg) for g in ("sp_class_balanced", "amsp_s"))
+        sp, amsp = self.records("sp_class_balanced"), self.records("amsp_s")
         noise = compare(_field(sp, "label_noise"), _field(amsp, "label_noise"))
         pixels = [amsp[s][r]["training_pixels"] / sp[s][r]["training_pixels"]
                   for s in set(sp) & set(amsp) for r in set(sp[s]) & set(amsp[s]) if r > 0]
