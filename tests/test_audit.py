@@ -187,6 +187,15 @@ def test_compare_names_where_two_experiments_part(human_flow, capsys):
     assert [line.split()[:5] for line in out.splitlines() if line.split()[:1] == ["0"]][0][3] == "0"  # no overlap
 
 
+def test_a_table_from_an_older_version_names_its_missing_column_and_the_rerun(run, capsys):
+    path = run / "results" / "comparison_rounds.csv"
+    write_rows(path, [{k: v for k, v in row.items() if k != "cost_source"} for row in rows(path)])
+    code, out = audit(run, capsys)
+    assert code == 1
+    assert findings(out) == [f"{path}: lacks the column(s) cost_source that alseg.report writes (written by another "
+                             "alseg version? rerun the comparison: snakemake --forcerun compare)"]
+
+
 def test_a_round_waiting_for_a_person_is_a_note_not_a_finding(run, capsys):
     rdir = round_dir(run, "binary_human", 1)
     for name in ("answers.csv", "labels.npz", "model.pt", "train_log.json", "inference.h5", "evaluation.json",

@@ -21,13 +21,13 @@ from alseg.queries import read_queries
 from alseg.report import (
     _draw_axis,
     curve_styles,
-    markdown_summary,
     mean_interval,
     per_class_table,
     plot_axis,
     read_rows,
     round_table,
 )
+from alseg.report_markdown import markdown_summary
 from alseg.units import labelled_pixels
 
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
@@ -122,6 +122,23 @@ def test_per_class_table_averages_the_final_round_over_seeds_and_markdown_shows_
     assert "| g | 2 |  | 15.0 ± 7.1 | 40.0 ± 14.1 |" in text
     assert "| g | 2 | [-48.5, 78.5] | [-87.1, 167.1] |" in text  # 95% intervals of the mean: two seeds, t = 12.7
     assert "| g | 1 | 40.0 | 80.0 | 20.0 |" in text
+
+
+def test_the_cost_tables_say_whether_the_hours_were_measured_or_estimated():
+    def with_source(rows: list[dict], source: str | None) -> list[dict]:
+        return [{**row, "cost_source": source} for row in rows]
+
+    curves = {"people": with_source(curve("people", [0.2, 0.4]), "measured"),
+              "sim": curve("sim", [0.2, 0.3]),  # a curve from before cost_source: estimated
+              "both_seed0": with_source(curve("both_seed0", [0.2, 0.4]), "measured"),
+              "both_seed1": with_source(curve("both_seed1", [0.2, 0.4]), "estimated")}
+    rows = round_table(curves, {"both_seed0": "both", "both_seed1": "both"})
+    assert {row["group"]: row["cost_source"] for row in rows} == {"people": "measured", "sim": "estimated",
+                                                                  "both": "mixed"}
+    text = markdown_summary(rows, [])
+    assert "| group | round | labelled pixels | clicks | hours | hours from |" in text
+    assert "| people | 1 | 200 | 200 | 0.06 | measured |" in text
+    assert "| sim | 1 | 200 | 200 | 0.06 | estimated |" in text and "| both | 1 | 200 | 200 | 0.06 | mixed |" in text
 
 
 def test_the_interval_of_the_mean_narrows_with_seeds_at_the_same_spread():

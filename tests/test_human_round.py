@@ -167,6 +167,8 @@ def test_answered_run_completes_with_the_people_s_answers_and_measured_hours(flo
     curve = read_csv(workdir / "results" / EXP / "learning_curve.csv")
     assert [row["cost_source"] for row in curve] == ["measured", "measured"]
     assert read_csv(workdir / "results" / "comparison.csv")[0]["cost_source"] == "measured"
+    assert {row["cost_source"] for row in read_csv(workdir / "results" / "comparison_rounds.csv")} == {"measured"}
+    assert "| measured |" in (workdir / "results" / "comparison.md").read_text()
     assert (workdir / "results" / "comparison.png").stat().st_size > 1000
 
 

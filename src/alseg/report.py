@@ -24,11 +24,12 @@ import csv
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from alseg.atomic import atomic_path, write_text_atomic
+from alseg.report_markdown import markdown_by_dataset
 
 CURVE_COLUMNS = [
     "experiment", "round", "unit", "strategy", "labelled_pixels", "clicks", "seconds", "hours",
@@ -61,25 +62,29 @@ def curve_rows(metrics: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def cost_sources(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> set[str]:
-    """Whether the hours of ``curves`` are ``measured``, ``estimated`` or both (a set of those).
+def cost_sources(rows: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Whether the hours of curve ``rows`` are ``measured``, ``estimated`` or both (a set of those).
 
     A ``mixed`` row counts as both; a row without ``cost_source`` (a curve from before it existed) as
     estimated.
     """
     found: set[str] = set()
-    for curve in curves.values():
-        for row in curve:
-            source = row.get("cost_source") or "estimated"
-            found.update(("measured", "estimated") if source == "mixed" else (source,))
+    for row in rows:
+        source = row.get("cost_source") or "estimated"
+        found.update(("measured", "estimated") if source == "mixed" else (source,))
     return found
+
+
+def cost_source(rows: Iterable[Mapping[str, Any]]) -> str:
+    """``measured``, ``estimated`` or ``mixed`` (both): where the hours of curve ``rows`` come from."""
+    found = cost_sources(rows)
+    return "mixed" if len(found) > 1 else (found.pop() if found else "estimated")
 
 
 def hours_label(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     """The hours axis label: ``annotation hours (measured)``, ``(estimated)`` or ``(measured and estimated)``."""
-    found = cost_sources(curves)
-    which = "measured and estimated" if len(found) > 1 else (found.pop() if found else "estimated")
-    return f"annotation hours ({which})"
+    source = cost_source(row for curve in curves.values() for row in curve)
+    return f"annotation hours ({'measured and estimated' if source == 'mixed' else source})"
 
 
 def write_rows(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -149,7 +154,7 @@ def comparison_rows(
                 "labelled_pixels": last["labelled_pixels"],
                 "clicks": last["clicks"],
                 "hours": last["hours"],
-                "cost_source": last.get("cost_source") or "estimated",
+                "cost_source": cost_source([last]),
                 "miou_round0": first["miou"],
                 "miou_final": last["miou"],
             }
@@ -206,9 +211,10 @@ def round_table(
     reference group).
 
     A round is summarised over the experiments that reached it (``seeds`` says how many). Columns:
-    ``group, round, seeds, labelled_pixels, clicks, hours, miou_mean, miou_std, miou_min, miou_max,
-    miou_ci95_low, miou_ci95_high`` (:func:`mean_interval`; empty for one seed), ``reference,
-    percent_of_reference`` (both empty where the group has no reference among ``curves``).
+    ``group, round, seeds, labelled_pixels, clicks, hours, cost_source`` (:func:`cost_source` of the
+    seeds' rows), ``miou_mean, miou_std, miou_min, miou_max, miou_ci95_low, miou_ci95_high``
+    (:func:`mean_interval`; empty for one seed), ``reference, percent_of_reference`` (both empty where
+    the group has no reference among ``curves``).
     """
     grouped = group_curves(curves, groups)
     rows = []
@@ -225,6 +231,7 @@ def round_table(
                 "round": r,
                 "seeds": len(at),
                 **{key: _spread([float(row[key]) for row in at])[0] for key in ("labelled_pixels", "clicks", "hours")},
+                "cost_source": cost_source(at),
                 "miou_mean": mean,
                 "miou_std": std,
                 "miou_min": min(miou),
@@ -301,79 +308,6 @@ def write_comparison(
     write_text_atomic(files["summary"], markdown_by_dataset(tables))
     for (column, _), out in zip(COST_AXES, files["axes"]):
         plot_axis(curves, column, out, groups, references, datasets)
-
-
-def markdown_summary(round_rows: Sequence[Mapping[str, Any]], class_rows: Sequence[Mapping[str, Any]]) -> str:
-    """The per-round and per-class tables as Markdown (mIoU in %, mean ± std where seeds > 1)."""
-
-    def miou(row: Mapping[str, Any]) -> str:
-        text = f"{100 * row['miou_mean']:.1f}"
-        return text + (f" ± {100 * row['miou_std']:.1f}" if row["seeds"] > 1 else "")
-
-    rounds = sorted({int(row["round"]) for row in round_rows})
-    has_reference = any(row.get("reference") for row in round_rows)
-    lines = ["Test mIoU (%) per round" + ("; in brackets, % of the final mIoU of the group's fully supervised "
-                                          "reference (column reference)" if has_reference else "")
-             + "; mean ± std over seeds where more than one ran:", "",
-             "| group | seeds | reference | " + " | ".join(f"round {r}" for r in rounds) + " |",
-             "|---|---:|---|" + "---:|" * len(rounds)]
-    for group in dict.fromkeys(row["group"] for row in round_rows):
-        by_round = {int(row["round"]): row for row in round_rows if row["group"] == group}
-        cells = []
-        for r in rounds:
-            row = by_round.get(r)
-            if row is None:
-                cells.append("")
-                continue
-            percent = row.get("percent_of_reference")
-            cells.append(miou(row) + (f" ({percent:.0f}%)" if percent is not None else ""))
-        seeds = max(row["seeds"] for row in by_round.values())
-        reference = by_round[min(by_round)].get("reference") or ""
-        lines.append(f"| {group} | {seeds} | {reference} | " + " | ".join(cells) + " |")
-    lines += _interval_lines(round_rows, rounds)
-    lines += ["", "Cost at the final round (mean over seeds):", "", "| group | round | labelled pixels | clicks | hours |",
-              "|---|---:|---:|---:|---:|"]
-    for group in dict.fromkeys(row["group"] for row in round_rows):
-        last = [row for row in round_rows if row["group"] == group][-1]
-        lines.append(f"| {group} | {last['round']} | {last['labelled_pixels']:.0f} | {last['clicks']:.0f} | "
-                     f"{last['hours']:.2f} |")
-    if class_rows:
-        classes = [key for key in class_rows[0] if key.startswith("iou_")]
-        lines += ["", "Per-class test IoU (%) at the final round (mean over seeds):", "",
-                  "| group | round | mIoU | " + " | ".join(c[4:] for c in classes) + " |",
-                  "|---|---:|---:|" + "---:|" * len(classes)]
-        for row in class_rows:
-            lines.append(f"| {row['group']} | {row['round']} | {100 * row['miou']:.1f} | "
-                         + " | ".join(f"{100 * row[c]:.1f}" for c in classes) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _interval_lines(round_rows: Sequence[Mapping[str, Any]], rounds: Sequence[int]) -> list[str]:
-    """The 95% intervals of the mean test mIoU of the groups with several seeds, as a Markdown table."""
-    groups = [g for g in dict.fromkeys(row["group"] for row in round_rows)
-              if any(row["seeds"] > 1 for row in round_rows if row["group"] == g)]
-    if not groups:
-        return []
-    lines = ["", "95% interval of the mean test mIoU (%) over seeds (Student t with seeds - 1 degrees of freedom: "
-                 "t = 12.7 for 2 seeds, 4.3 for 3):", "",
-             "| group | seeds | " + " | ".join(f"round {r}" for r in rounds) + " |",
-             "|---|---:|" + "---:|" * len(rounds)]
-    for group in groups:
-        by_round = {int(row["round"]): row for row in round_rows if row["group"] == group}
-        cells = [f"[{100 * row['miou_ci95_low']:.1f}, {100 * row['miou_ci95_high']:.1f}]"
-                 if row is not None and row.get("miou_ci95_low") is not None else ""
-                 for row in (by_round.get(r) for r in rounds)]
-        lines.append(f"| {group} | {max(row['seeds'] for row in by_round.values())} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def markdown_by_dataset(tables: Mapping[str, tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]]
-                        ) -> str:
-    """:func:`markdown_summary` of each dataset (``tables``: dataset -> its round rows and class rows), each
-    under a ``## Dataset <name>`` heading when there are several."""
-    if len(tables) == 1:
-        return markdown_summary(*next(iter(tables.values())))
-    return "\n".join(f"## Dataset {name}\n\n" + markdown_summary(*both) for name, both in tables.items())
 
 
 CURVE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")

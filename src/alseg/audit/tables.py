@@ -62,7 +62,8 @@ def _compare_rows(path: Path, found: Rows, expected: Rows, key: Callable[[Mappin
     missing = [column for column in (expected[0] if expected else {}) if found and column not in found[0]]
     if missing:
         findings.append(Finding(path, "", f"lacks the column(s) {', '.join(missing)} that alseg.report writes "
-                                          "(written by another alseg version? rerun the workflow's last step)"))
+                                          "(written by another alseg version? rerun the comparison: "
+                                          "snakemake --forcerun compare)"))
         return
     by_key = {_normal(key(row)): row for row in expected}
     seen = set()
