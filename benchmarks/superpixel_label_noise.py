@@ -169,7 +169,7 @@ def main() -> None:
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(make_config(args), sort_keys=False))
     wall = run_workflow(workdir, config_path, args.cores)
-    command = "nice -n 19 python benchmarks/superpixel_label_noise.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/superpixel_label_noise.py " + " ".join(sys.argv[1:])
     text = markdown(collect(workdir / "results", args.rounds), args, wall, command.strip())
     if args.out:
         Path(args.out).write_text(text)
