@@ -62,8 +62,8 @@ def curve_rows(metrics: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def cost_sources(rows: Iterable[Mapping[str, Any]]) -> set[str]:
-    """Whether the hours of curve ``rows`` are ``measured``, ``estimated`` or both (a set of those).
+def cost_source(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Where the hours of curve ``rows`` come from: ``measured``, ``estimated`` or ``mixed`` (both).
 
     A ``mixed`` row counts as both; a row without ``cost_source`` (a curve from before it existed) as
     estimated.
@@ -72,12 +72,6 @@ def cost_sources(rows: Iterable[Mapping[str, Any]]) -> set[str]:
     for row in rows:
         source = row.get("cost_source") or "estimated"
         found.update(("measured", "estimated") if source == "mixed" else (source,))
-    return found
-
-
-def cost_source(rows: Iterable[Mapping[str, Any]]) -> str:
-    """``measured``, ``estimated`` or ``mixed`` (both): where the hours of curve ``rows`` come from."""
-    found = cost_sources(rows)
     return "mixed" if len(found) > 1 else (found.pop() if found else "estimated")
 
 
